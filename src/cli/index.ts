@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * `npe <command> [flags]`: a thin dispatcher. Each command lives in
+ * src/cli/commands/<name>.ts and exports `run(argv: string[]): Promise<number>`
+ * (the exit code). Commands parse their own flags with node:util parseArgs.
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> }> = {
+  bench: { summary: 'benchmarks: bench model|editor|service', load: () => import('./commands/bench.js') },
+  dataset: { summary: 'render a labelled facesjs portrait dataset', load: () => import('./commands/dataset.js') },
+}
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`)
+  return `usage: npe <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\nRun 'npe <command> --help' for a command's flags.`
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name ? 0 : 2
+  }
+  const command = COMMANDS[name]
+  if (!command) {
+    console.error(`npe: unknown command '${name}'\n\n${usage()}`)
+    return 2
+  }
+  const mod = await command.load()
+  return mod.run(rest)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err))
+    process.exitCode = 1
+  },
+)
