@@ -1,0 +1,200 @@
+/**
+ * IAN model configuration: one zod schema, named presets, and the derived
+ * numbers (up-sampling count, composite MDC kernel size) the networks use.
+ *
+ * Shapes: images are NHWC float32 in [-1, 1]; latents are [B, latentSize].
+ */
+import { z } from 'zod'
+
+export const RESOLUTIONS = [16, 32, 64, 128] as const
+
+const positiveInt = z.number().int().positive()
+
+export const mdcSchema = z
+  .object({
+    enabled: z.boolean(),
+    /** 'standard' ties every scale to one base filter bank W; 'full-rank' unties them. */
+    variant: z.enum(['standard', 'full-rank']),
+    /** Base filter size F (odd). */
+    filterSize: positiveInt.refine((f) => f % 2 === 1, 'filterSize must be odd'),
+    /** Dilation factors, e.g. [1, 2] for the paper's "5d2" with filterSize 5. */
+    dilations: z.array(positiveInt).min(1).max(8),
+  })
+  .strict()
+
+export const modelConfigSchema = z
+  .object({
+    resolution: z.union(RESOLUTIONS.map((r) => z.literal(r)) as unknown as [z.ZodLiteral<16>, z.ZodLiteral<32>, z.ZodLiteral<64>, z.ZodLiteral<128>]),
+    latentSize: positiveInt.max(4096),
+    generator: z
+      .object({
+        /**
+         * Channel widths, length log2(resolution / 4) + 1: channels[0] is the
+         * dense projection at 4x4, channels[i] the width after the i-th 2x
+         * up-sampling (transposed conv 5x5, stride 2). If the last entry is 3
+         * the last up-sampling is the RGB output (IAN_simple); otherwise an
+         * output convolution (an MDC layer when MDC is on) maps it to RGB.
+         */
+        channels: z.array(positiveInt).min(3),
+        kernelSize: positiveInt.default(5),
+      })
+      .strict(),
+    discriminator: z
+      .object({
+        /** Conv widths, length log2(resolution / 4): 5x5 stride-2 convs down to 4x4. */
+        channels: z.array(positiveInt).min(2),
+        kernelSize: positiveInt.default(5),
+        /** Width of the encoder head's hidden dense layer (reference: 1000). */
+        encoderHidden: positiveInt,
+      })
+      .strict(),
+    mdc: mdcSchema,
+    minibatch: z
+      .object({ enabled: z.boolean(), kernels: positiveInt, dims: positiveInt })
+      .strict(),
+    /** 'ternary': real / generated / reconstructed (paper eq. 4-5); 'binary': real / fake (VAE/GAN). */
+    adversarial: z.enum(['ternary', 'binary']),
+    /** Weight of the orthogonal regulariser (paper eq. 6); 0 disables it. */
+    orthoWeight: z.number().min(0),
+    loss: z
+      .object({
+        pixel: z.number().min(0),
+        feature: z.number().min(0),
+        adversarial: z.number().min(0),
+        kl: z.number().min(0),
+      })
+      .strict(),
+    optimizer: z
+      .object({
+        learningRate: z.number().positive(),
+        beta1: z.number().min(0).max(1),
+        beta2: z.number().min(0).max(1),
+        epsilon: z.number().positive(),
+      })
+      .strict(),
+    /** Batch-norm moving-average rate (Lasagne's alpha) and epsilon. */
+    batchNorm: z.object({ alpha: z.number().gt(0).lte(1), epsilon: z.number().positive() }).strict(),
+    /** Std-dev of the N(0, s) weight initialisation (reference: 0.02). */
+    initStd: z.number().positive(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const n = upsamplings(c.resolution)
+    if (c.generator.channels.length !== n + 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['generator', 'channels'],
+        message: `resolution ${c.resolution} needs ${n + 1} generator widths (4x4 projection + ${n} up-samplings), got ${c.generator.channels.length}`,
+      })
+    }
+    if (c.discriminator.channels.length !== n) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['discriminator', 'channels'],
+        message: `resolution ${c.resolution} needs ${n} discriminator widths (stride-2 convs down to 4x4), got ${c.discriminator.channels.length}`,
+      })
+    }
+    if (new Set(c.mdc.dilations).size !== c.mdc.dilations.length) {
+      ctx.addIssue({ code: 'custom', path: ['mdc', 'dilations'], message: 'dilations must be distinct' })
+    }
+  })
+
+export type ModelConfig = z.infer<typeof modelConfigSchema>
+export type MdcConfig = z.infer<typeof mdcSchema>
+
+/** Number of 2x up-samplings from 4x4 to `resolution`. */
+export function upsamplings(resolution: number): number {
+  return Math.round(Math.log2(resolution / 4))
+}
+
+/** Size of the sparse composite MDC kernel: F + (S_max - 1)(F - 1) (paper section 3.4). */
+export function compositeKernelSize(filterSize: number, dilations: readonly number[]): number {
+  return filterSize + (Math.max(...dilations) - 1) * (filterSize - 1)
+}
+
+export function numAdversarialClasses(config: ModelConfig): 2 | 3 {
+  return config.adversarial === 'ternary' ? 3 : 2
+}
+
+const common = {
+  adversarial: 'ternary' as const,
+  orthoWeight: 1e-3,
+  loss: { pixel: 3, feature: 1, adversarial: 1, kl: 1 },
+  optimizer: { learningRate: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-8 },
+  batchNorm: { alpha: 0.1, epsilon: 1e-4 },
+  initStd: 0.02,
+}
+
+export const PRESETS = {
+  /** The reference IAN widths (IAN.py): G 512-512-256-128-128 with 5d2 MDC blocks, D 128-256-512-1024. */
+  'paper-64': {
+    ...common,
+    resolution: 64,
+    latentSize: 100,
+    generator: { channels: [512, 512, 256, 128, 128], kernelSize: 5 },
+    discriminator: { channels: [128, 256, 512, 1024], kernelSize: 5, encoderHidden: 1000 },
+    mdc: { enabled: true, variant: 'standard', filterSize: 5, dilations: [1, 2] },
+    minibatch: { enabled: true, kernels: 500, dims: 5 },
+  },
+  /** IAN_simple: no MDC; G 1024 -> 512-256-128 -> RGB by transposed convs. */
+  'simple-64': {
+    ...common,
+    resolution: 64,
+    latentSize: 100,
+    generator: { channels: [1024, 512, 256, 128, 3], kernelSize: 5 },
+    discriminator: { channels: [128, 256, 512, 1024], kernelSize: 5, encoderHidden: 1000 },
+    mdc: { enabled: false, variant: 'standard', filterSize: 5, dilations: [1, 2] },
+    minibatch: { enabled: true, kernels: 500, dims: 5 },
+  },
+  /** Sized for CPU training and editing (the bundled default model): 3d2 MDC blocks. */
+  'small-64': {
+    ...common,
+    resolution: 64,
+    latentSize: 100,
+    generator: { channels: [128, 96, 64, 32, 16], kernelSize: 5 },
+    discriminator: { channels: [32, 64, 128, 256], kernelSize: 5, encoderHidden: 256 },
+    mdc: { enabled: true, variant: 'standard', filterSize: 3, dilations: [1, 2] },
+    minibatch: { enabled: true, kernels: 64, dims: 5 },
+  },
+  /** For tests: 16x16, latent 16. */
+  'tiny-16': {
+    ...common,
+    resolution: 16,
+    latentSize: 16,
+    generator: { channels: [32, 16, 8], kernelSize: 5 },
+    discriminator: { channels: [8, 16], kernelSize: 5, encoderHidden: 32 },
+    mdc: { enabled: true, variant: 'standard', filterSize: 3, dilations: [1, 2] },
+    minibatch: { enabled: true, kernels: 8, dims: 3 },
+  },
+} satisfies Record<string, z.input<typeof modelConfigSchema>>
+
+export type PresetName = keyof typeof PRESETS
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[]
+
+/** A preset, validated, with optional overrides (deep-merged one level). */
+export function presetConfig(name: string, overrides: DeepPartial<ModelConfig> = {}): ModelConfig {
+  if (!(name in PRESETS)) {
+    throw new Error(`unknown model preset '${name}' (known: ${PRESET_NAMES.join(', ')})`)
+  }
+  const base = structuredClone(PRESETS[name as PresetName]) as Record<string, unknown>
+  for (const [key, value] of Object.entries(overrides)) {
+    const current = base[key]
+    base[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object'
+        ? { ...(current as object), ...(value as object) }
+        : value
+  }
+  return parseModelConfig(base)
+}
+
+/** Validates a config (e.g. read from a checkpoint); throws with every problem listed. */
+export function parseModelConfig(raw: unknown): ModelConfig {
+  const result = modelConfigSchema.safeParse(raw)
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    throw new Error(`invalid model config: ${problems.join('; ')}`)
+  }
+  return result.data
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] }

@@ -1,0 +1,181 @@
+import t from 'tap'
+import * as tf from '@tensorflow/tfjs'
+import { compositeKernelSize, presetConfig } from '../../src/model/config.js'
+import { mdcCompositeKernel, minibatchFeatures, orthoPenalty, placementMatrix, mdcConv, batchNorm, type LayerContext } from '../../src/model/layers.js'
+import { ParamStore } from '../../src/model/params.js'
+import {
+  crossEntropy,
+  discriminatorAdversarialLoss,
+  featureLoss,
+  generatorAdversarialLoss,
+  klLoss,
+  pixelLoss,
+} from '../../src/model/losses.js'
+import { maxAbs, maxAbsDiff, useBackend } from '../helpers/tf.js'
+
+await useBackend('cpu')
+
+const scalar = (s: tf.Tensor) => s.dataSync()[0]!
+
+t.test('placement matrix puts dilated taps around the centre', async (t) => {
+  const P = placementMatrix(3, 2, 5)
+  t.same(P.shape, [25, 9])
+  const w = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9]], [1, 9]).transpose()
+  // composite 5x5: taps at rows/cols 0, 2, 4
+  t.same(Array.from(tf.matMul(P, w).dataSync()), [1, 0, 2, 0, 3, 0, 0, 0, 0, 0, 4, 0, 5, 0, 6, 0, 0, 0, 0, 0, 7, 0, 8, 0, 9])
+  t.equal(compositeKernelSize(5, [1, 2]), 9, 'paper 5d2: F + (S-1)(F-1)')
+  t.equal(compositeKernelSize(3, [1, 2, 3]), 7)
+  tf.dispose([P, w])
+})
+
+for (const variant of ['standard', 'full-rank'] as const) {
+  for (const [F, dilations] of [
+    [3, [1, 2]],
+    [3, [1, 2, 3]],
+    [5, [1, 2]],
+  ] as [number, number[]][]) {
+    t.test(`MDC ${variant} ${F}d${Math.max(...dilations)} composite conv = sum of k-weighted dilated convs`, async (t) => {
+      const x = tf.randomNormal([2, 9, 7, 4], 0, 1, 'float32', 1) as tf.Tensor4D
+      const banks = variant === 'standard' ? 1 : dilations.length
+      const W = Array.from({ length: banks }, (_, s) => tf.randomNormal([F, F, 4, 5], 0, 1, 'float32', 10 + s) as tf.Tensor4D)
+      const k = tf.randomUniform([dilations.length, 5], 0.2, 1.5, 'float32', 7) as tf.Tensor2D
+      const kernel = mdcCompositeKernel(W, k, F, dilations)
+      t.same(kernel.shape, [compositeKernelSize(F, dilations), compositeKernelSize(F, dilations), 4, 5])
+      const composite = tf.conv2d(x, kernel, 1, 'same')
+      const reference = tf.addN(
+        dilations.map((d, s) => {
+          const ks = tf.reshape(tf.slice(k, [s, 0], [1, 5]), [1, 1, 1, 5])
+          return tf.conv2d(x, tf.mul(W[banks === 1 ? 0 : s]!, ks) as tf.Tensor4D, 1, 'same', 'NHWC', [d, d])
+        }),
+      )
+      t.same(composite.shape, [2, 9, 7, 5])
+      t.ok(maxAbs(reference) > 1, 'non-trivial output')
+      t.ok(maxAbsDiff(composite, reference) < 1e-4, `max diff ${maxAbsDiff(composite, reference)}`)
+      // The layer builds the same thing from its parameters.
+      const params = new ParamStore(3)
+      const ctx: LayerContext = { params, initStd: 0.5, bnEpsilon: 1e-4 }
+      const mdc = { enabled: true, variant, filterSize: F, dilations }
+      const y = mdcConv(ctx, 'm', x, 5, mdc, { bias: false })
+      const names = params.names()
+      t.same(names, variant === 'standard' ? ['m/W', 'm/k'] : [...dilations.map((_, s) => `m/W${s}`), 'm/k'])
+      t.same(Array.from(params.byName('m/k')!.dataSync()), new Array(dilations.length * 5).fill(1 / dilations.length).map(Math.fround))
+      const ref2 = tf.conv2d(x, mdcCompositeKernel(names.filter((n) => n !== 'm/k').map((n) => params.byName(n)! as tf.Tensor4D), params.byName('m/k')! as tf.Tensor2D, F, dilations), 1, 'same')
+      t.ok(maxAbsDiff(y, ref2) < 1e-5)
+      params.dispose()
+      tf.dispose([x, ...W, k, kernel, composite, reference, y, ref2])
+    })
+  }
+}
+
+t.test('orthogonal penalty', async (t) => {
+  const identity = tf.reshape(tf.eye(3), [1, 1, 3, 3])
+  t.equal(scalar(orthoPenalty([{ kernel: identity, outAxis: 3 }])), 0, 'identity is orthogonal')
+  const c = Math.cos(0.3)
+  const s = Math.sin(0.3)
+  const rotation = tf.tensor4d([c, -s, s, c], [1, 1, 2, 2])
+  t.ok(Math.abs(scalar(orthoPenalty([{ kernel: rotation, outAxis: 3 }]))) < 1e-6, 'a rotation is orthogonal')
+  // W (out x in) = [[1, 2], [0, 1]]: W W^T - I = [[4, 2], [2, 0]] -> sum |.| = 8.
+  // conv layout [h, w, in, out]: k[in][out] = W[out][in]
+  const conv = tf.tensor4d([1, 0, 2, 1], [1, 1, 2, 2])
+  // transposed-conv layout [h, w, out, in]: k[out][in] = W[out][in]
+  const deconv = tf.tensor4d([1, 2, 0, 1], [1, 1, 2, 2])
+  t.equal(scalar(orthoPenalty([{ kernel: conv, outAxis: 3 }])), 8)
+  t.equal(scalar(orthoPenalty([{ kernel: deconv, outAxis: 2 }])), 8)
+  t.equal(scalar(orthoPenalty([{ kernel: conv, outAxis: 3 }, { kernel: identity, outAxis: 3 }, { kernel: deconv, outAxis: 2 }])), 16, 'sums over banks')
+  // spatial taps are part of each filter's row: 2x1 kernel, one input, one output filter (3, 4): |25 - 1| = 24
+  t.equal(scalar(orthoPenalty([{ kernel: tf.tensor4d([3, 4], [2, 1, 1, 1]), outAxis: 3 }])), 24)
+  t.equal(scalar(orthoPenalty([])), 0)
+})
+
+t.test('ternary and binary adversarial losses', async (t) => {
+  const real = tf.tensor2d([[2, 0, 0]])
+  const gen = tf.tensor2d([[0, 1, 0]])
+  const rec = tf.tensor2d([[0, 0, 3]])
+  const e = Math.E
+  const ternary = -Math.log(e ** 2 / (e ** 2 + 2)) - Math.log(e / (e + 2)) - Math.log(e ** 3 / (e ** 3 + 2))
+  t.ok(Math.abs(scalar(discriminatorAdversarialLoss('ternary', real, gen, rec)) - ternary) < 1e-5)
+  const gTernary = -Math.log(1 / (1 + e + 1)) - Math.log(1 / (2 + e ** 3))
+  t.ok(Math.abs(scalar(generatorAdversarialLoss(gen, rec)) - gTernary) < 1e-5)
+  // binary: 2 classes, generated and reconstructed are both "fake" (class 1)
+  const bReal = tf.tensor2d([[1, 0]])
+  const bGen = tf.tensor2d([[0, 2]])
+  const bRec = tf.tensor2d([[0, 0]])
+  const binary = -Math.log(e / (e + 1)) - Math.log(e ** 2 / (e ** 2 + 1)) + Math.log(2)
+  t.ok(Math.abs(scalar(discriminatorAdversarialLoss('binary', bReal, bGen, bRec)) - binary) < 1e-5)
+  const gBinary = -Math.log(1 / (1 + e ** 2)) + Math.log(2)
+  t.ok(Math.abs(scalar(generatorAdversarialLoss(bGen, bRec)) - gBinary) < 1e-5)
+  // batch mean
+  const two = tf.tensor2d([[0, 0, 0], [Math.log(2), 0, 0]])
+  t.ok(Math.abs(scalar(crossEntropy(two, 0)) - (Math.log(3) + Math.log(2))/ 2) < 1e-6)
+})
+
+t.test('pixel, feature and KL losses', async (t) => {
+  t.ok(Math.abs(scalar(pixelLoss(tf.tensor([1, -1, 0.5, 0]), tf.tensor([0, 1, 0.5, -0.5]))) - (1 + 2 + 0 + 0.5) / 4) < 1e-7)
+  const f1 = [tf.tensor([1, 2]), tf.tensor([0, 0, 0, 0])]
+  const f2 = [tf.tensor([1, 4]), tf.tensor([1, 1, 1, 1])]
+  t.ok(Math.abs(scalar(featureLoss(f1, f2)) - (2 + 1) / 2) < 1e-7, 'mean over layers of per-layer MSE')
+  t.equal(scalar(klLoss(tf.zeros([2, 3]), tf.zeros([2, 3]))), 0, 'prior has zero KL')
+  t.ok(Math.abs(scalar(klLoss(tf.ones([1, 2]), tf.zeros([1, 2]))) - 0.5) < 1e-7)
+  const ls = Math.log(2)
+  // -0.5 (1 + 2 ln 2 - 0 - 4) = 1.5 - ln 2
+  t.ok(Math.abs(scalar(klLoss(tf.zeros([1, 1]), tf.fill([1, 1], ls))) - (1.5 - ls)) < 1e-6)
+})
+
+t.test('minibatch discrimination', async (t) => {
+  // M [2, 1, 2]: samples (0, 0) and (1, 2): L1 distance 3
+  const M = tf.tensor3d([[[0, 0]], [[1, 2]]])
+  const o = minibatchFeatures(M)
+  t.same(o.shape, [2, 1])
+  t.ok(maxAbsDiff(o, [Math.exp(-3), Math.exp(-3)]) < 1e-7, 'a sample\'s own distance is excluded')
+  const same = minibatchFeatures(tf.tensor3d([[[1, 1]], [[1, 1]], [[1, 1]]]))
+  t.ok(maxAbsDiff(same, [2, 2, 2]) < 1e-6, 'identical samples: 2 others each, not 3')
+  t.same(Array.from(minibatchFeatures(tf.tensor3d([[[5, 5]]])).dataSync()), [0], 'batch of one has no neighbours')
+  const { minibatchDiscrimination } = await import('../../src/model/layers.js')
+  const params = new ParamStore(1)
+  const out = minibatchDiscrimination({ params, initStd: 0.02, bnEpsilon: 1e-4 }, 'mb', tf.randomNormal([4, 6]) as tf.Tensor2D, { kernels: 5, dims: 3 })
+  t.same(out.shape, [4, 11], 'features concatenated with K kernels')
+  t.same(params.byName('mb/T')!.shape, [6, 15])
+  params.dispose()
+})
+
+t.test('batch norm: training uses batch statistics, inference the moving ones', async (t) => {
+  const params = new ParamStore(1)
+  const ctx: LayerContext = { params, initStd: 0.02, bnEpsilon: 0 }
+  const x = tf.tensor2d([[1, 10], [3, 30]])
+  const stats = new Map()
+  const y = batchNorm(ctx, 'bn', x, { training: true, stats })
+  t.ok(maxAbsDiff(y, [-1, -1, 1, 1]) < 1e-5)
+  t.ok(maxAbsDiff(stats.get('bn')[0][0], [2, 20]) < 1e-6, 'recorded batch mean')
+  t.ok(maxAbsDiff(stats.get('bn')[0][1], [1, 100]) < 1e-4, 'recorded batch variance')
+  const inf = batchNorm(ctx, 'bn', x, { training: false })
+  t.ok(maxAbsDiff(inf, [1, 10, 3, 30]) < 1e-6, 'moving mean 0, variance 1 at init')
+  const { applyBatchStats } = await import('../../src/model/layers.js')
+  applyBatchStats(params, stats, 0.1)
+  t.ok(maxAbsDiff(params.byName('bn:bn/mean')!, [0.2, 2]) < 1e-6)
+  t.ok(maxAbsDiff(params.byName('bn:bn/variance')!, [1, 10.9]) < 1e-4)
+  t.equal(stats.size, 0, 'statistics consumed')
+  params.dispose()
+})
+
+t.test('config validation and presets', async (t) => {
+  for (const name of ['paper-64', 'simple-64', 'small-64', 'tiny-16']) {
+    const c = presetConfig(name)
+    t.equal(c.loss.pixel, 3)
+    t.equal(c.loss.feature, 1)
+    t.equal(c.loss.adversarial, 1)
+    t.equal(c.loss.kl, 1)
+  }
+  t.equal(presetConfig('paper-64').discriminator.encoderHidden, 1000)
+  t.same(presetConfig('paper-64').discriminator.channels, [128, 256, 512, 1024])
+  t.throws(() => presetConfig('nope'), /unknown model preset 'nope'/)
+  t.throws(() => presetConfig('tiny-16', { resolution: 32 }), /resolution 32 needs 4 generator widths/)
+  t.throws(() => presetConfig('tiny-16', { mdc: { filterSize: 4 } }), /filterSize must be odd/)
+  const c32 = presetConfig('tiny-16', { resolution: 32, generator: { channels: [32, 16, 8, 8], kernelSize: 5 }, discriminator: { channels: [8, 16, 16], kernelSize: 5, encoderHidden: 32 } })
+  t.equal(c32.resolution, 32)
+  const c128 = presetConfig('small-64', { resolution: 128, generator: { channels: [64, 64, 32, 16, 16, 8], kernelSize: 5 }, discriminator: { channels: [16, 32, 64, 128, 256], kernelSize: 5, encoderHidden: 64 } })
+  t.equal(c128.resolution, 128)
+  t.throws(() => presetConfig('tiny-16', { resolution: 48 as 64 }))
+  const ablation = presetConfig('small-64', { adversarial: 'binary', orthoWeight: 0, mdc: { enabled: false } })
+  t.equal(ablation.adversarial, 'binary')
+  t.equal(ablation.mdc.enabled, false)
+})

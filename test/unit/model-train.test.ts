@@ -1,0 +1,106 @@
+import t from 'tap'
+import * as tf from '@tensorflow/tfjs'
+import { presetConfig } from '../../src/model/config.js'
+import { createIAN, discriminator, disposeIAN, encode, generator } from '../../src/model/networks.js'
+import { createTrainer, disposeTrainer, reconstruct, trainStep } from '../../src/model/train.js'
+import { pixelLoss } from '../../src/model/losses.js'
+import { maxAbsDiff, useBackend } from '../helpers/tf.js'
+
+// The cpu backend's own Conv2DBackpropFilter is slow; keep its run short.
+const backends = (process.env.NPE_TEST_BACKENDS ?? 'wasm,cpu').split(',') as ('wasm' | 'cpu')[]
+
+for (const backend of backends) {
+  t.test(`${backend}: tiny-16 networks, training and gradients`, async (t) => {
+    await useBackend(backend)
+    const config = presetConfig('tiny-16')
+
+    t.test('shapes and ranges', async (t) => {
+      const model = createIAN(config, 1)
+      tf.tidy(() => {
+        const img = generator(model, tf.randomNormal([3, 16]) as tf.Tensor2D)
+        t.same(img.shape, [3, 16, 16, 3])
+        const v = img.dataSync()
+        t.ok(v.every((a) => a >= -1 && a <= 1), 'tanh output in [-1, 1]')
+        const d = discriminator(model, img)
+        t.same(d.logits.shape, [3, 3], 'ternary head')
+        t.same(d.features.map((f) => f.shape), [[3, 8, 8, 8], [3, 4, 4, 16]], 'one activation per conv layer')
+        t.same(d.mu.shape, [3, 16])
+        t.same(d.logSigma.shape, [3, 16])
+        t.same(encode(model, img).shape, [3, 16])
+      })
+      const binary = createIAN(presetConfig('tiny-16', { adversarial: 'binary', mdc: { enabled: false } }), 1)
+      t.same(tf.tidy(() => discriminator(binary, tf.zeros([2, 16, 16, 3])).logits.shape), [2, 2], 'binary head')
+      t.notOk(binary.params.names().some((n) => n.includes('mdc')), 'no MDC parameters without MDC')
+      t.ok(model.params.names().some((n) => n.includes('mdblock')), 'MDC blocks in the generator')
+      // same seed -> same weights; another seed differs
+      const again = createIAN(config, 1)
+      const other = createIAN(config, 2)
+      const w = (m: typeof model) => m.params.byName('G/fc/kernel')!
+      t.equal(maxAbsDiff(w(model), w(again)), 0)
+      t.ok(maxAbsDiff(w(model), w(other)) > 0)
+      for (const m of [model, binary, again, other]) disposeIAN(m)
+    })
+
+    t.test('30 steps on one batch: reconstruction improves, G and D move, no tensor leak', async (t) => {
+      const model = createIAN(config, 3)
+      const trainer = createTrainer(model, 4)
+      // a fixed batch of smooth images
+      const x = tf.tidy(() => tf.tanh(tf.mul(tf.image.resizeBilinear(tf.randomNormal([4, 4, 4, 3], 0, 1, 'float32', 9) as tf.Tensor4D, [16, 16]), 2))) as tf.Tensor4D
+      const snapshot = (name: string) => model.params.byName(name)!.dataSync().slice()
+      const g0 = snapshot('G/fc/kernel')
+      const gMdc0 = snapshot('G/up1/mdblock/mdc1/k')
+      const d0 = snapshot('D/conv1/kernel')
+      const e0 = snapshot('E/mu/kernel')
+      const bn0 = snapshot('bn:D/conv2/bn/mean')
+      const first = trainStep(trainer, x, { learningRate: 2e-3 })
+      for (const key of ['ge', 'd', 'gAdv', 'dAdv', 'pixel', 'feature', 'kl', 'orthoG', 'orthoD'] as const) {
+        t.ok(Number.isFinite(first[key]), `${key} is finite`)
+      }
+      const expectedGE = first.gAdv + 3 * first.pixel + first.feature + first.kl + 1e-3 * first.orthoG
+      t.ok(Math.abs(first.ge - expectedGE) < 1e-4 * Math.abs(expectedGE), 'G/E total = adv + 3 pixel + feature + KL + 1e-3 ortho')
+      t.ok(Math.abs(first.d - (first.dAdv + 1e-3 * first.orthoD)) < 1e-4 * first.d, 'D total = adv + 1e-3 ortho')
+      const warm = tf.memory().numTensors
+      let last = first
+      for (let i = 1; i < 30; i++) last = trainStep(trainer, x, { learningRate: 2e-3 })
+      t.equal(tf.memory().numTensors, warm, 'numTensors flat after warm-up')
+      t.equal(trainer.step, 30)
+      t.equal(trainer.optGE.iterations, 30)
+      t.ok(last.pixel < first.pixel, `training pixel loss fell: ${first.pixel.toFixed(4)} -> ${last.pixel.toFixed(4)}`)
+      // Inference mode uses the moving batch-norm statistics, which lag a fast-moving
+      // 30-step run; the reconstruction must still be a valid image of the right shape.
+      const rec = reconstruct(model, x)
+      t.same(rec.shape, [4, 16, 16, 3])
+      t.ok(pixelLoss(x, rec).dataSync()[0]! < 1, 'inference reconstruction is a valid image')
+      rec.dispose()
+      t.ok(maxAbsDiff(g0, snapshot('G/fc/kernel')) > 1e-4, 'generator weights changed')
+      t.ok(maxAbsDiff(gMdc0, snapshot('G/up1/mdblock/mdc1/k')) > 1e-5, 'MDC coefficients changed')
+      t.ok(maxAbsDiff(d0, snapshot('D/conv1/kernel')) > 1e-4, 'discriminator weights changed')
+      t.ok(maxAbsDiff(e0, snapshot('E/mu/kernel')) > 1e-4, 'encoder head changed')
+      t.ok(maxAbsDiff(bn0, snapshot('bn:D/conv2/bn/mean')) > 1e-6, 'batch-norm moving statistics updated')
+      disposeTrainer(trainer)
+      disposeIAN(model)
+      x.dispose()
+    })
+
+    t.test('gradient of a patch loss w.r.t. z is finite and non-zero', async (t) => {
+      const model = createIAN(config, 5)
+      const z = tf.randomNormal([2, 16], 0, 1, 'float32', 1) as tf.Tensor2D
+      const colour = tf.tensor1d([1, -1, -1])
+      const before = tf.memory().numTensors
+      const g = tf.tidy(() =>
+        tf.grad((zz: tf.Tensor) => {
+          const patch = tf.slice(generator(model, zz as tf.Tensor2D), [0, 4, 4, 0], [-1, 6, 6, 3])
+          return tf.mean(tf.squaredDifference(patch, colour))
+        })(z),
+      )
+      t.same(g.shape, [2, 16])
+      const v = g.dataSync()
+      t.ok(v.every(Number.isFinite), 'finite')
+      t.ok(v.some((a) => Math.abs(a) > 1e-7), 'non-zero')
+      g.dispose()
+      t.equal(tf.memory().numTensors, before, 'no leak')
+      tf.dispose([z, colour])
+      disposeIAN(model)
+    })
+  })
+}
