@@ -5,7 +5,7 @@
  * it comes from the TFJS_BACKEND setting, read by the caller (src/config.ts).
  */
 import * as tf from '@tensorflow/tfjs'
-import { registerWasmTrainingKernels } from './wasm-kernels.js'
+import { registerCpuConvGradients, registerWasmTrainingKernels } from './wasm-kernels.js'
 
 export const BACKEND_PREFERENCES = ['auto', 'gpu', 'node', 'wasm', 'cpu'] as const
 export type BackendPreference = (typeof BACKEND_PREFERENCES)[number]
@@ -51,7 +51,14 @@ const CANDIDATES: Candidate[] = [
       return 'wasm'
     },
   },
-  { id: 'cpu', pkg: '@tensorflow/tfjs-backend-cpu', load: async () => 'cpu' },
+  {
+    id: 'cpu',
+    pkg: '@tensorflow/tfjs-backend-cpu',
+    load: async () => {
+      registerCpuConvGradients()
+      return 'cpu'
+    },
+  },
 ]
 
 let active: BackendInfo | undefined

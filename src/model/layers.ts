@@ -66,8 +66,8 @@ export function deconv2d(
 
 export function dense(ctx: LayerContext, name: string, x: tf.Tensor2D, units: number, opts: { bias: boolean }): tf.Tensor2D {
   const w = ctx.params.get(`${name}/kernel`, [x.shape[1], units], init.normal(ctx.initStd))
-  const y = tf.matMul(x, w as tf.Tensor2D)
-  return opts.bias ? tf.add(y, ctx.params.get(`${name}/bias`, [units], init.constant(0))) : y
+  const y: tf.Tensor2D = tf.matMul(x, w as tf.Tensor2D)
+  return opts.bias ? tf.add(y, ctx.params.get(`${name}/bias`, [units], init.constant(0)) as tf.Tensor1D) : y
 }
 
 /**
