@@ -7,6 +7,9 @@
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> }> = {
   bench: { summary: 'benchmarks: bench model|editor|service', load: () => import('./commands/bench.js') },
   dataset: { summary: 'render a labelled facesjs portrait dataset', load: () => import('./commands/dataset.js') },
+  edit: { summary: 'encode a photo, paint a stroke, write the edited PNG', load: () => import('./commands/edit.js') },
+  sample: { summary: 'a PNG grid of samples G(z)', load: () => import('./commands/sample.js') },
+  train: { summary: 'train an IAN (resumable; samples, logs, checkpoints)', load: () => import('./commands/train.js') },
 }
 
 function usage(): string {

@@ -59,7 +59,9 @@ export class Adam {
   private slot(name: string, variable: tf.Variable): { m: tf.Variable; v: tf.Variable } {
     let s = this.slots.get(name)
     if (!s) {
-      s = { m: tf.variable(tf.zerosLike(variable), false), v: tf.variable(tf.zerosLike(variable), false) }
+      const zeros = tf.zerosLike(variable)
+      s = { m: tf.variable(zeros, false), v: tf.variable(zeros, false) }
+      zeros.dispose() // each variable holds its own reference to the data
       this.slots.set(name, s)
     }
     return s

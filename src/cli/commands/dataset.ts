@@ -5,6 +5,8 @@
  */
 import { parseArgs } from 'node:util'
 import { ATTRIBUTE_SCHEMA, writeDataset, type WriteProgress } from '../../data/facesjs.js'
+import { UsageError, intFlag } from '../flags.js'
+import { formatDuration, progressReporter } from '../progress.js'
 
 const USAGE = `usage: npe dataset facesjs --n N --size S --seed K --out DIR [flags]
 
@@ -27,63 +29,14 @@ flags:
 
 attribute targets: ${ATTRIBUTE_SCHEMA.map((t) => `${t.name} (${t.numClasses})`).join(', ')}`
 
-function intFlag(name: string, value: string | undefined, min: number, max: number, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new UsageError(`--${name} is required`)
-    return fallback
-  }
-  const v = Number(value)
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new UsageError(`--${name} must be an integer in ${min}..${max}, got '${value}'`)
-  }
-  return v
-}
-
-class UsageError extends Error {}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?'
-  const s = Math.max(0, Math.round(seconds))
-  const h = Math.floor(s / 3600)
-  const m = Math.floor((s % 3600) / 60)
-  const sec = String(s % 60).padStart(2, '0')
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`
-}
-
-/** Progress on stderr: rewritten in place on a TTY (~10 times a second), else a line per ~5%. */
-function progressReporter(stream: NodeJS.WriteStream): { update: (p: WriteProgress) => void; end: () => void } {
-  const tty = stream.isTTY === true
-  let lastDraw = 0
-  let lastBucket = -1
-  let drawn = false
-  const line = (p: WriteProgress): string => {
-    const secs = p.elapsedMs / 1000
-    const rate = secs > 0 ? p.done / secs : 0
-    const eta = rate > 0 ? (p.total - p.done) / rate : NaN
-    const pct = p.total > 0 ? ((100 * p.done) / p.total).toFixed(1) : '100.0'
-    const kept = p.skipped > 0 ? `  (${p.skipped} kept)` : ''
-    return `dataset: ${p.done}/${p.total} (${pct}%)  ${rate.toFixed(1)} img/s  ETA ${formatDuration(eta)}${kept}`
-  }
-  return {
-    update(p) {
-      const final = p.done === p.total
-      if (tty) {
-        const now = Date.now()
-        if (!final && now - lastDraw < 100) return
-        lastDraw = now
-        stream.write(`\r${line(p)}\x1b[K`)
-        drawn = true
-      } else {
-        const bucket = p.total > 0 ? Math.floor((20 * p.done) / p.total) : 20
-        if (bucket === lastBucket) return
-        lastBucket = bucket
-        stream.write(`${line(p)}\n`)
-      }
-    },
-    end() {
-      if (tty && drawn) stream.write('\n')
-    },
-  }
+/** The dataset progress line; drawn by the shared reporter (a line per ~5% when not a TTY). */
+function datasetLine(p: WriteProgress): string {
+  const secs = p.elapsedMs / 1000
+  const rate = secs > 0 ? p.done / secs : 0
+  const eta = rate > 0 ? (p.total - p.done) / rate : NaN
+  const pct = p.total > 0 ? ((100 * p.done) / p.total).toFixed(1) : '100.0'
+  const kept = p.skipped > 0 ? `  (${p.skipped} kept)` : ''
+  return `dataset: ${p.done}/${p.total} (${pct}%)  ${rate.toFixed(1)} img/s  ETA ${formatDuration(eta)}${kept}`
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -135,7 +88,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   const out = values.out
 
-  const progress = values.quiet ? undefined : progressReporter(process.stderr)
+  const progress = values.quiet
+    ? undefined
+    : progressReporter<WriteProgress>(process.stderr, {
+        line: datasetLine,
+        fraction: (p) => (p.total > 0 ? p.done / p.total : 1),
+        lines: 20,
+      })
   try {
     const result = await writeDataset({
       n,

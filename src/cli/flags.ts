@@ -1,0 +1,48 @@
+/**
+ * Flag values for the `npe` commands: node:util parseArgs gives strings; these turn them into
+ * checked numbers and choices, and throw a UsageError (exit code 2, message plus usage) for
+ * anything out of range.
+ */
+
+/** A bad flag value or a missing required flag: the command prints the message and its usage. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+/** An integer flag in min..max (decimal digits only); `fallback` when absent, else required. */
+export function intFlag(name: string, value: string | undefined, min: number, max: number, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  const v = Number(value)
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new UsageError(`--${name} must be an integer in ${min}..${max}, got '${value}'`)
+  }
+  return v
+}
+
+/** A finite decimal number flag (e.g. `2e-4`, `0.0001`) with min < value <= max. */
+export function numberFlag(name: string, value: string | undefined, min: number, max: number, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  const v = Number(value)
+  if (value.trim() === '' || !Number.isFinite(v) || v <= min || v > max) {
+    throw new UsageError(`--${name} must be a number greater than ${min} and at most ${max}, got '${value}'`)
+  }
+  return v
+}
+
+/** One of a fixed list of strings. */
+export function choiceFlag<T extends string>(name: string, value: string | undefined, choices: readonly T[], fallback?: T): T {
+  if (value === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`)
+  }
+  return value as T
+}
