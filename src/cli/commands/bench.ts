@@ -4,11 +4,18 @@ import os from 'node:os'
 import { BACKEND_PREFERENCES, type BackendPreference } from '../../model/backend.js'
 import { PRESET_NAMES } from '../../model/config.js'
 import { benchModel } from '../../bench/model.js'
+import { benchEditor } from '../../bench/editor.js'
+import { loadCheckpoint } from '../../model/checkpoint-dir.js'
+import { createIAN } from '../../model/networks.js'
+import { presetConfig } from '../../model/config.js'
 
 const USAGE = `usage: npe bench model [--preset P] [--backends gpu,node,wasm,cpu] [--reps N] [--train-batch B] [--json]
+       npe bench editor [--model DIR | --preset P] [--backends ...] [--reps N] [--photo-size S]
 
   model     G forward (batch 1 and 16), gradient w.r.t. z (batch 1) and one training
             step, per backend, with FLOPs and achieved GFLOP/s.
+  editor    p50/p95 of encode, a 1- and a 10-point stroke and sample, batch 1 and 8, and
+            the cost of one paint step relative to one generator forward.
 
 flags:
   --preset P         model preset (${PRESET_NAMES.join(', ')}; default small-64)
@@ -29,6 +36,8 @@ export async function run(argv: string[]): Promise<number> {
         reps: { type: 'string', default: '10' },
         'train-batch': { type: 'string', default: '16' },
         json: { type: 'boolean', default: false },
+        model: { type: 'string' },
+        'photo-size': { type: 'string', default: '256' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -42,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   const [what] = positionals
-  if (what !== 'model') {
+  if (what !== 'model' && what !== 'editor') {
     console.error(`npe bench: ${what ? `unknown benchmark '${what}'` : 'which benchmark?'}\n\n${USAGE}`)
     return 2
   }
@@ -59,6 +68,21 @@ export async function run(argv: string[]): Promise<number> {
     return 2
   }
   const log = (line: string) => console.error(line)
+  if (what === 'editor') {
+    const photoSize = Number(values['photo-size'])
+    if (!Number.isInteger(photoSize) || photoSize < 16 || photoSize > 8192) {
+      console.error(`npe bench: --photo-size must be an integer in 16..8192\n\n${USAGE}`)
+      return 2
+    }
+    const modelDir = values.model
+    const loadModel = async () => (modelDir ? (await loadCheckpoint(modelDir)).model : createIAN(presetConfig(values.preset), 0))
+    log(`bench editor: ${modelDir ? `model ${modelDir}` : `untrained ${values.preset}`}, photo ${photoSize}x${photoSize}, ${os.cpus().length} CPU(s), node ${process.version}`)
+    const result = await benchEditor({ loadModel, backends: backends as Exclude<BackendPreference, 'auto'>[], reps, photoSize, log })
+    for (const s of result.skipped) log(`  skipped ${s}`)
+    console.log(result.table)
+    for (const r of result.ratios) console.log(r)
+    return 0
+  }
   log(`bench model: preset ${values.preset}, ${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
   const result = await benchModel({ preset: values.preset, backends: backends as Exclude<BackendPreference, 'auto'>[], reps, trainBatch, log })
   for (const s of result.skipped) log(`  skipped ${s}`)
