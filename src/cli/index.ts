@@ -5,6 +5,9 @@
  * (the exit code). Commands parse their own flags with node:util parseArgs.
  */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> }> = {
+  serve: { summary: 'the HTTP service (embedded without REDIS_URL; --workers N spawns workers)', load: () => import('./commands/serve.js') },
+  api: { summary: 'the HTTP API in queue mode (needs REDIS_URL)', load: () => import('./commands/api.js') },
+  worker: { summary: 'a queue worker process (needs REDIS_URL)', load: () => import('./commands/worker.js') },
   bench: { summary: 'benchmarks: bench model|editor|service', load: () => import('./commands/bench.js') },
   dataset: { summary: 'render a labelled facesjs portrait dataset', load: () => import('./commands/dataset.js') },
   edit: { summary: 'encode a photo, paint a stroke, write the edited PNG', load: () => import('./commands/edit.js') },

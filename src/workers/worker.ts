@@ -1,0 +1,89 @@
+/**
+ * A GPU (or CPU) worker process: pulls jobs from the BullMQ queue, gathers
+ * up to BATCH_MAX jobs of one kind within BATCH_WAIT_MS, and runs them as one
+ * batch through the same use cases as embedded mode.
+ *
+ * Workers are processes, not threads (tfjs-node cannot be loaded in a second
+ * worker_thread). Tensor work is synchronous and blocks the event loop, so
+ * the lock duration is sized well above a batch's duration; a worker killed
+ * mid-job loses its lock and the job is retried by another worker (stalled-job
+ * recovery), which is safe: sessions are saved atomically and idempotently.
+ */
+import { Worker, type Job } from 'bullmq'
+import { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { Editor } from '../editor/editor.js'
+import { encodeFailure, toAppError } from '../errors.js'
+import { Batcher } from '../jobs/batcher.js'
+import { createRedisBlobStore } from '../jobs/blobs.js'
+import type { JobMeta } from '../jobs/types.js'
+import { initBackend } from '../model/backend.js'
+import { loadCheckpoint } from '../model/checkpoint-dir.js'
+import { createRedisSessionStore } from '../sessions/redis.js'
+import { UseCases } from '../usecases/jobs.js'
+
+export interface RunningWorker {
+  worker: Worker
+  close(): Promise<void>
+}
+
+export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  if (!config.REDIS_URL) throw new Error('npe worker needs REDIS_URL (workers only exist in queue mode)')
+  const backend = await initBackend(config.TFJS_BACKEND)
+  const { model, json } = await loadCheckpoint(config.MODEL_DIR)
+  const editor = new Editor(model, { maskSigma: config.MASK_SIGMA })
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null })
+  const store = createRedisSessionStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.SESSION_TTL_S, historyLimit: config.HISTORY_LIMIT })
+  const blobs = createRedisBlobStore(redis, config.REDIS_PREFIX)
+  const useCases = new UseCases({ store, editor, blobs })
+  const batcher = new Batcher(useCases.handle, {
+    maxBatch: config.BATCH_MAX,
+    waitMs: config.BATCH_WAIT_MS,
+    onBatch: (kind, size, ms) => log.debug({ kind, size, ms: Math.round(ms) }, 'batch'),
+  })
+
+  const processor = async (job: Job) => {
+    const data = job.data as JobMeta
+    const t0 = performance.now()
+    try {
+      const result = await batcher.submit(job.name, data)
+      log.info({ job: job.id, kind: job.name, requestId: data.requestId, ms: Math.round(performance.now() - t0) }, 'job done')
+      return result
+    } catch (err) {
+      const e = toAppError(err)
+      if (e.code === 'internal') log.error({ job: job.id, kind: job.name, requestId: data.requestId, err }, 'job failed')
+      else log.info({ job: job.id, kind: job.name, requestId: data.requestId, code: e.code }, 'job rejected')
+      throw new Error(encodeFailure(e))
+    }
+  }
+  const worker = new Worker(config.QUEUE_NAME, processor, {
+    connection: { url: config.REDIS_URL, maxRetriesPerRequest: null },
+    prefix: config.REDIS_PREFIX,
+    concurrency: config.BATCH_MAX,
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: 1,
+  })
+  worker.on('error', (err) => log.error({ err }, 'worker error'))
+  await worker.waitUntilReady()
+  log.info(
+    { pid: process.pid, backend: backend.name, model: config.MODEL_DIR, step: json.step, queue: config.QUEUE_NAME, batchMax: config.BATCH_MAX },
+    'worker ready',
+  )
+  let closing: Promise<void> | undefined
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        log.info('worker closing: finishing active jobs')
+        await worker.close()
+        batcher.close()
+        await redis.quit().catch(() => undefined)
+        log.info('worker closed')
+      })()
+      return closing
+    },
+  }
+}
+
