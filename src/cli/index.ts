@@ -13,6 +13,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (ar
   edit: { summary: 'encode a photo, paint a stroke, write the edited PNG', load: () => import('./commands/edit.js') },
   sample: { summary: 'a PNG grid of samples G(z)', load: () => import('./commands/sample.js') },
   train: { summary: 'train an IAN (resumable; samples, logs, checkpoints)', load: () => import('./commands/train.js') },
+  classifier: { summary: 'train / evaluate the attribute classifier used by eval', load: () => import('./commands/classifier.js') },
+  eval: { summary: "the paper's Table 2 measures for IAN checkpoints (pixel, feature, trait, inception)", load: () => import('./commands/eval.js') },
 }
 
 function usage(): string {
