@@ -201,16 +201,21 @@ export class UseCases {
 
   private async sample(items: Payloads['sample'][]): Promise<Settled<unknown>[]> {
     const now = this.now()
-    const live = items.filter((p) => p.deadline >= now)
-    const states = live.length ? this.deps.editor.sample(live.map((p) => p.seed)) : []
-    let k = 0
-    return settleEach(items, async (p: Payloads['sample']) => {
-      checkDeadline(p, now)
-      const existing = await this.deps.store.getMeta(p.sessionId)
-      const state = states[k++]!
-      if (existing) return { sessionId: p.sessionId, version: existing.version }
-      return this.create(p, state)
-    })
+    const live = items.map((p, i) => ({ p, i })).filter(({ p }) => p.deadline >= now)
+    const states = new Map<number, EditorState>()
+    if (live.length) this.deps.editor.sample(live.map(({ p }) => p.seed)).forEach((s, k) => states.set(live[k]!.i, s))
+    return Promise.all(
+      items.map(async (p, i): Promise<Settled<unknown>> => {
+        try {
+          checkDeadline(p, now)
+          const existing = await this.deps.store.getMeta(p.sessionId)
+          if (existing) return { ok: true, value: { sessionId: p.sessionId, version: existing.version } } // a retried job
+          return { ok: true, value: await this.create(p, states.get(i)!) }
+        } catch (err) {
+          return { ok: false, error: toAppError(err) }
+        }
+      }),
+    )
   }
 
   /**
