@@ -6,6 +6,7 @@ import { floatToRgb } from '../data/pixels.js'
 import { AppError, toAppError } from '../errors.js'
 import type { JobKind, JobMeta, Payloads, Results } from '../jobs/types.js'
 import type { SessionMeta } from '../sessions/types.js'
+import type { components } from './openapi.gen.js'
 import { parse, sessionIdSchema } from './schemas.js'
 
 export async function pngDataUrl(rgb: Uint8Array, width: number, height: number): Promise<string> {
@@ -78,13 +79,13 @@ export async function sendSession(
     reply.header('x-session-id', sessionId).header('x-session-version', String(meta.version))
     return reply.type('image/png').send(await encodePng(output.rgb, output.width, output.height))
   }
-  return reply.type('application/json').send({
+  const body: components['schemas']['EditResponse'] = {
     sessionId,
     version: meta.version,
     latent: Array.from(meta.z),
     image: await pngDataUrl(output.rgb, output.width, output.height),
-    ...(opts.extra ? await opts.extra(meta) : {}),
-  })
+  }
+  return reply.type('application/json').send({ ...body, ...(opts.extra ? await opts.extra(meta) : {}) })
 }
 
 /** G(E(X)) of the session's current base, as a data URL at model resolution. */

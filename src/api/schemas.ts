@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { AppError } from '../errors.js'
+import type { components } from './openapi.gen.js'
 
 export const sessionIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters')
 const baseVersion = z.number().int().min(1).optional()
@@ -74,3 +75,9 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, what: stri
   const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : what}: ${i.message}`)
   throw new AppError('invalid_request', `invalid ${what}: ${issues.join('; ')}`)
 }
+
+// Compile-time checks that what the validators accept fits the OpenAPI contract's types.
+type Fits<T extends U, U> = T
+export type EditRequestFits = Fits<z.infer<typeof editBodySchema>, components['schemas']['EditRequest']>
+export type LatentRequestFits = Fits<z.infer<typeof latentBodySchema>, components['schemas']['LatentRequest']>
+export type InterpolateRequestFits = Fits<z.infer<typeof interpolateBodySchema>, components['schemas']['InterpolateRequest']>

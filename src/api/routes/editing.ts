@@ -8,6 +8,7 @@ import { AppError } from '../../errors.js'
 import { packImage } from '../../jobs/blobs.js'
 import { newSessionId } from '../../sessions/index.js'
 import { unpackFrames } from '../../usecases/jobs.js'
+import type { components } from '../openapi.gen.js'
 import { editBodySchema, interpolateBodySchema, parse, sampleQuerySchema } from '../schemas.js'
 import { ownedMeta, pngDataUrl, reconstructionUrl, runJob, sendSession } from '../respond.js'
 
@@ -80,7 +81,7 @@ export async function editingRoutes(app: FastifyInstance): Promise<void> {
     })
   })
 
-  app.post('/interpolate', async (request) => {
+  app.post('/interpolate', async (request): Promise<components['schemas']['InterpolateResponse']> => {
     const body = parse(interpolateBodySchema, request.body, 'interpolate request')
     const L = app.deps.model.latentSize
     const resolve = async (source: { sessionId?: string; latent?: number[] }, which: string) => {

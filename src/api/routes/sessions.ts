@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { encodePng } from '../../data/image.js'
 import { AppError } from '../../errors.js'
+import type { components } from '../openapi.gen.js'
 import { latentBodySchema, parse, versionedBodySchema } from '../schemas.js'
 import { ownedMeta, reconstructionUrl, runJob, sendSession } from '../respond.js'
 
@@ -10,7 +11,7 @@ type WithId = { Params: { id: string } }
 export async function sessionRoutes(app: FastifyInstance): Promise<void> {
   const { store } = app.deps
 
-  app.get<WithId>('/sessions/:id', async (request) => {
+  app.get<WithId>('/sessions/:id', async (request): Promise<components['schemas']['Session']> => {
     const meta = await ownedMeta(app, request, request.params.id)
     return {
       sessionId: meta.id,
