@@ -37,6 +37,8 @@ export const configSchema = z.object({
   /** Worker lock duration / stalled-job check interval (BullMQ). */
   WORKER_LOCK_MS: int(1_000, 600_000, 60_000),
   WORKER_STALLED_INTERVAL_MS: int(500, 600_000, 30_000),
+  /** Workers: port of their /healthz, /readyz and /metrics endpoint (0 = none). */
+  WORKER_PORT: int(0, 65535, 0),
   SESSION_TTL_S: int(10, 30 * 86_400, 3_600),
   HISTORY_LIMIT: int(0, 100, 10),
   UPLOAD_MAX_BYTES: int(1_024, 1_073_741_824, 15 * 1024 * 1024),

@@ -9,6 +9,7 @@
  * mid-job loses its lock and the job is retried by another worker (stalled-job
  * recovery), which is safe: sessions are saved atomically and idempotently.
  */
+import { createServer, type Server } from 'node:http'
 import { Worker, type Job } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
@@ -20,6 +21,7 @@ import { createRedisBlobStore } from '../jobs/blobs.js'
 import type { JobMeta } from '../jobs/types.js'
 import { initBackend } from '../model/backend.js'
 import { loadCheckpoint } from '../model/checkpoint-dir.js'
+import { createMetrics } from '../metrics.js'
 import { createRedisSessionStore } from '../sessions/redis.js'
 import { UseCases } from '../usecases/jobs.js'
 
@@ -37,10 +39,16 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const store = createRedisSessionStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.SESSION_TTL_S, historyLimit: config.HISTORY_LIMIT })
   const blobs = createRedisBlobStore(redis, config.REDIS_PREFIX)
   const useCases = new UseCases({ store, editor, blobs })
+  const metrics = createMetrics()
+  metrics.setSources({ queueDepth: async () => 0, liveSessions: () => store.count() })
   const batcher = new Batcher(useCases.handle, {
     maxBatch: config.BATCH_MAX,
     waitMs: config.BATCH_WAIT_MS,
-    onBatch: (kind, size, ms) => log.debug({ kind, size, ms: Math.round(ms) }, 'batch'),
+    onBatch: (kind, size, ms) => {
+      metrics.batchSize.observe({ kind }, size)
+      metrics.batchDuration.observe({ kind }, ms / 1000)
+      log.debug({ kind, size, ms: Math.round(ms) }, 'batch')
+    },
   })
 
   const processor = async (job: Job) => {
@@ -48,10 +56,13 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     const t0 = performance.now()
     try {
       const result = await batcher.submit(job.name, data)
+      metrics.jobDuration.observe({ kind: job.name, outcome: 'ok' }, (performance.now() - t0) / 1000)
       log.info({ job: job.id, kind: job.name, requestId: data.requestId, ms: Math.round(performance.now() - t0) }, 'job done')
       return result
     } catch (err) {
       const e = toAppError(err)
+      metrics.jobDuration.observe({ kind: job.name, outcome: e.code }, (performance.now() - t0) / 1000)
+      metrics.jobsFailed.inc({ kind: job.name, code: e.code })
       if (e.code === 'internal') log.error({ job: job.id, kind: job.name, requestId: data.requestId, err }, 'job failed')
       else log.info({ job: job.id, kind: job.name, requestId: data.requestId, code: e.code }, 'job rejected')
       throw new Error(encodeFailure(e))
@@ -67,6 +78,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   })
   worker.on('error', (err) => log.error({ err }, 'worker error'))
   await worker.waitUntilReady()
+  const server = config.WORKER_PORT > 0 ? await serveProbes(config.WORKER_PORT, metrics.registry, () => worker.isRunning()) : undefined
   log.info(
     { pid: process.pid, backend: backend.name, model: config.MODEL_DIR, step: json.step, queue: config.QUEUE_NAME, batchMax: config.BATCH_MAX },
     'worker ready',
@@ -79,6 +91,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
         log.info('worker closing: finishing active jobs')
         await worker.close()
         batcher.close()
+        await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))
         await redis.quit().catch(() => undefined)
         log.info('worker closed')
       })()
@@ -87,3 +100,26 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   }
 }
 
+
+/**
+ * The worker's probe and metrics endpoint: /healthz (alive), /readyz (the model is
+ * loaded and the BullMQ worker is running: the server only starts after both), /metrics.
+ */
+function serveProbes(port: number, registry: ReturnType<typeof createMetrics>['registry'], running: () => boolean): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
+    if (path === '/readyz') {
+      const ready = running()
+      return void res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not_ready' }))
+    }
+    if (path === '/metrics') {
+      return void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text))
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"status":"not_found"}')
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '0.0.0.0', () => resolve(server))
+  })
+}

@@ -43,7 +43,10 @@ const encodeReq = async (png: Buffer, headers: Record<string, string> = {}) => {
 
 t.test('encode -> edit -> sample -> undo -> commit through BullMQ and a worker process', async (t) => {
   const { app, spawnWorker } = await setup(t)
-  await spawnWorker()
+  const workerPort = 20000 + Math.floor(Math.random() * 20000)
+  await spawnWorker({ WORKER_PORT: String(workerPort) })
+  const probe = await fetch(`http://127.0.0.1:${workerPort}/readyz`)
+  t.equal(probe.status, 200, 'the worker reports ready once the model is loaded')
   const ready = (await app.inject({ method: 'GET', url: '/readyz' })).json()
   t.match(ready, { status: 'ready', mode: 'queue', store: 'ok', queue: 'ok' })
   const enc = await app.inject(await encodeReq(await photoPng(40, 30)))
@@ -64,6 +67,9 @@ t.test('encode -> edit -> sample -> undo -> commit through BullMQ and a worker p
   const commit = await app.inject({ method: 'POST', url: `/sessions/${sessionId}/commit` })
   t.equal(commit.statusCode, 200, commit.body.slice(0, 200))
   t.equal(commit.json().version, 4, commit.body.slice(0, 100))
+  const workerMetrics = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text()
+  t.match(workerMetrics, /npe_batch_size_count\{kind="edit"\} 1/, 'the worker counts its batches')
+  t.match(workerMetrics, /npe_job_duration_seconds_count\{kind="commit",outcome="ok"\} 1/)
   const info = (await app.inject({ method: 'GET', url: `/sessions/${sessionId}` })).json()
   t.equal(info.undoDepth, 1, 'edit, undo, commit: only the commit is undoable')
   t.equal(info.redoDepth, 0, 'commit cleared the redo stack')
