@@ -16,15 +16,13 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { attributeVector, faceSeed, facesjsStream, renderFace, splitOf, type LabelRecord, type Split } from '../data/facesjs.js'
+import { attributeVector, faceSeed, facesjsStream, renderFace, type LabelRecord, type Split } from '../data/facesjs.js'
 import { listImages, loadFolderImage } from '../data/folder.js'
-import { Rng, deriveSeed } from '../data/rng.js'
+import { epochPermutation, facesjsBatchIndices } from '../training/data.js'
 
 /** The facesjs dataset seed of `--data facesjs` (the faces of `npe dataset facesjs --seed 0`). */
 export const EVAL_DATASET_SEED = 0
-const INDEX_SPACE = 0x80000000
 const ORDER_SALT = 0x434c5346 // 'CLSF'
-const EPOCH_SALT = 0x45504f43 // 'EPOC'
 
 export interface LabelledImages {
   /** uint8 RGB [count, size, size, 3]. */
@@ -186,33 +184,9 @@ export interface LabelledSourceOptions {
   onLoad?: (done: number, total: number) => void
 }
 
-/** facesjs dataset indices (train split) of the classifier batch of `step`. Pure. */
+/** facesjs dataset indices (train split) of the classifier batch of `step`: the training order with its own salt. Pure. */
 export function classifierBatchIndices(seed: number, step: number, batchSize: number): number[] {
-  const out: number[] = []
-  for (let j = 0; j < batchSize; j++) {
-    for (let attempt = 0; ; attempt++) {
-      const index = deriveSeed(seed, ORDER_SALT, step, j, attempt) % INDEX_SPACE
-      if (splitOf(index) === 'train') {
-        out.push(index)
-        break
-      }
-    }
-  }
-  return out
-}
-
-/** The seeded permutation of 0..n-1 for `epoch` (Fisher-Yates). Pure. */
-function epochPermutation(seed: number, epoch: number, n: number): Uint32Array {
-  const perm = new Uint32Array(n)
-  for (let i = 0; i < n; i++) perm[i] = i
-  const rng = new Rng(deriveSeed(seed, EPOCH_SALT, epoch))
-  for (let i = n - 1; i > 0; i--) {
-    const k = rng.int(i + 1)
-    const t = perm[i]!
-    perm[i] = perm[k]!
-    perm[k] = t
-  }
-  return perm
+  return facesjsBatchIndices(seed, step, batchSize, ORDER_SALT)
 }
 
 /** One batch ahead. */

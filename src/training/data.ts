@@ -75,12 +75,12 @@ export interface SourceOptions {
 // ---------------------------------------------------------------------------------------------
 // Pure ordering
 
-/** facesjs dataset indices of the batch of `step` (train split only). Pure. */
-export function facesjsBatchIndices(seed: number, step: number, batchSize: number): number[] {
+/** facesjs dataset indices of the batch of `step` (train split only). Pure. `salt` separates independent orders. */
+export function facesjsBatchIndices(seed: number, step: number, batchSize: number, salt: number = ORDER_SALT): number[] {
   const out: number[] = []
   for (let j = 0; j < batchSize; j++) {
     for (let attempt = 0; ; attempt++) {
-      const index = deriveSeed(seed, ORDER_SALT, step, j, attempt) % FACESJS_INDEX_SPACE
+      const index = deriveSeed(seed, salt, step, j, attempt) % FACESJS_INDEX_SPACE
       if (splitOf(index) === 'train') {
         out.push(index)
         break
