@@ -95,6 +95,10 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
         styleSrc: ["'self'", "'unsafe-inline'"],
         scriptSrc: ["'self'"],
         connectSrc: ["'self'"],
+        // helmet's default would make browsers fetch the page's own scripts over https, which breaks
+        // the web editor at / when served over plain http on a non-localhost address (LAN, docker);
+        // the page loads only same-origin relative URLs, so over https nothing changes.
+        upgradeInsecureRequests: null,
       },
     },
     crossOriginResourcePolicy: { policy: 'cross-origin' },
