@@ -193,7 +193,14 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     const dyd = dilate(dyt, strideHeight, strideWidth)
     const rows = window(dyd, 1, info.padInfo.top - (filterHeight - 1), inHeight + filterHeight - 1)
     const padded = window(rows, 2, info.padInfo.left - (filterWidth - 1), inWidth + filterWidth - 1)
-    const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) // [kh, kw, out, in]
+    // rot180 = reversing the flattened taps, done as a matMul with the anti-identity
+    // (wasm's multi-axis Reverse and Gather are several times slower here)
+    const [kh, kw, ci, co] = w.shape
+    const K = kh * kw
+    const anti = new Float32Array(K * K)
+    for (let i = 0; i < K; i++) anti[i * K + (K - 1 - i)] = 1
+    const rotated = tf.reshape(tf.matMul(tf.tensor2d(anti, [K, K]), tf.reshape(w, [K, ci * co])), [kh, kw, ci, co])
+    const flipped = tf.transpose(rotated, [0, 1, 3, 2]) // [kh, kw, out, in]
     const dx = tf.conv2d(padded, flipped as tf.Tensor4D, 1, 'valid')
     if (dx.shape[3] !== inChannels) throw new Error('Conv2DBackpropInput (wasm): internal shape error')
     return dx
