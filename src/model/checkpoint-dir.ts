@@ -20,7 +20,7 @@ export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update
 export async function saveCheckpoint(
   dir: string,
   model: IAN,
-  opts: { trainer?: Trainer; metadata?: Record<string, unknown> } = {},
+  opts: { trainer?: Trainer; step?: number; metadata?: Record<string, unknown> } = {},
 ): Promise<void> {
   const { json, blobs } = await serializeCheckpoint(model, { ...opts, digest: sha256 })
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`)

@@ -48,6 +48,8 @@ export interface TrainSettings {
   /** Binary (VAE/GAN) instead of ternary adversarial loss. */
   binary: boolean
   checkpointEvery: number
+  /** Every K steps also keep an inference-only copy in RUN/checkpoints/step-XXXXXX (0: never). */
+  archiveEvery: number
   sampleEvery: number
   logEvery: number
 }
@@ -62,6 +64,7 @@ export const TRAIN_DEFAULTS: Omit<TrainSettings, 'preset' | 'data'> = {
   ortho: true,
   binary: false,
   checkpointEvery: 250,
+  archiveEvery: 0,
   sampleEvery: 250,
   logEvery: 10,
 }
@@ -177,6 +180,10 @@ export function runPaths(out: string) {
     samples: join(out, 'samples'),
     checkpoint: join(out, 'checkpoint'),
   }
+}
+
+export function archivePath(out: string, step: number): string {
+  return join(out, 'checkpoints', `step-${String(step).padStart(6, '0')}`)
 }
 
 export function samplePath(out: string, step: number): string {
@@ -455,6 +462,10 @@ async function runSteps(ctx: {
     }
     if (step % settings.sampleEvery === 0 || step === N) await samples()
     if (step % settings.checkpointEvery === 0 && step < N) await checkpoint('periodic')
+    if (settings.archiveEvery > 0 && step % settings.archiveEvery === 0) {
+      await saveCheckpoint(archivePath(out, step), model, { step, metadata: metadata() })
+      log(`kept a copy of step ${step} -> ${archivePath(out, step)}`)
+    }
 
     const stepsPerSec = (step - startStep) / Math.max(sessionSeconds, 1e-9)
     opts.onProgress?.({

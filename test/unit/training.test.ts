@@ -275,3 +275,18 @@ t.test('sample grid tiles: originals next to reconstructions', async (t) => {
   t.same(sampleGrid(model, validation, 0).rgb, grid.rgb, 'the same grid for the same model and seed')
   disposeIAN(model)
 })
+
+t.test('--archive-every keeps inference-only copies at those steps', async (t) => {
+  const out = join(root, 'run-archive')
+  await train({ out, resume: false, settings: { ...base, data: folder, steps: 4, archiveEvery: 2, sampleEvery: 100, checkpointEvery: 100 }, backend: 'wasm' })
+  const { loadCheckpoint } = await import('../../src/model/checkpoint-dir.js')
+  const { archivePath } = await import('../../src/training/loop.js')
+  for (const step of [2, 4]) {
+    const { json, model, trainer } = await loadCheckpoint(archivePath(out, step), { withTrainer: true })
+    t.equal(json.step, step)
+    t.equal(json.optimizer, undefined, 'no optimizer state in the copy')
+    t.equal(trainer, undefined)
+    model.params.dispose()
+  }
+  await t.rejects(readFile(join(archivePath(out, 3), 'checkpoint.json')), 'nothing at other steps')
+})

@@ -42,6 +42,7 @@ flags:
   --checkpoint-every K   steps between checkpoints (default ${D.checkpointEvery}); one is always written at the end
   --sample-every K       steps between sample grids (default ${D.sampleEvery})
   --log-every K          steps between log.jsonl lines (default ${D.logEvery})
+  --archive-every K      also keep an inference-only copy of the model every K steps in RUN/checkpoints/ (default 0: never)
   --backend B            ${BACKEND_PREFERENCES.join(', ')} (default auto: the first that loads)
   --quiet                no progress line
   -h, --help             this help
@@ -85,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
         'checkpoint-every': { type: 'string' },
         'sample-every': { type: 'string' },
         'log-every': { type: 'string' },
+        'archive-every': { type: 'string' },
         backend: { type: 'string' },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -125,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
       checkpointEvery: optInt('checkpoint-every', v['checkpoint-every'], 1, 1e9),
       sampleEvery: optInt('sample-every', v['sample-every'], 1, 1e9),
       logEvery: optInt('log-every', v['log-every'], 1, 1e9),
+      archiveEvery: optInt('archive-every', v['archive-every'], 0, 1e9),
     }
     backend = choiceFlag('backend', v.backend, BACKEND_PREFERENCES, 'auto')
   } catch (err) {
