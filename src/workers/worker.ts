@@ -35,6 +35,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const backend = await initBackend(config.TFJS_BACKEND)
   const { model, json } = await loadCheckpoint(config.MODEL_DIR)
   const editor = new Editor(model, { maskSigma: config.MASK_SIGMA })
+  // Warm-up before the BullMQ worker exists: on Ampere/Hopper the first run of each kernel
+  // JIT-compiles TF 2.9's PTX (minutes on an H100) and would block the event loop past the job
+  // lock. The probe server starts after the worker, so /readyz also waits for this.
+  const warmStart = performance.now()
+  const [warm] = editor.sample([0])
+  editor.paint([{ state: warm!, stroke: { points: [{ x: 0, y: 0 }], radius: 1 }, color: [0, 0, 0] }])
+  editor.encode([{ rgb: warm!.output, width: warm!.width, height: warm!.height }])
+  log.info({ ms: Math.round(performance.now() - warmStart) }, 'warm-up done')
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null })
   const store = createRedisSessionStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.SESSION_TTL_S, historyLimit: config.HISTORY_LIMIT })
   const blobs = createRedisBlobStore(redis, config.REDIS_PREFIX)

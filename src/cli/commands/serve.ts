@@ -77,7 +77,8 @@ export async function run(argv: string[], opts: { queueOnly?: boolean } = {}): P
   // the CLI entry next to this file (index.js when built, index.ts under the TypeScript loader)
   const cli = fileURLToPath(new URL(`../index${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
   for (let i = 0; i < workers; i++) {
-    const child = fork(cli, ['worker'], { execArgv: process.execArgv, env: process.env })
+    // local workers share this environment: their probe port (if any) would collide
+    const child = fork(cli, ['worker'], { execArgv: process.execArgv, env: { ...process.env, WORKER_PORT: '0' } })
     child.on('exit', (code, signal) => log.warn({ pid: child.pid, code, signal }, 'worker process exited'))
     children.push(child)
   }
