@@ -80,6 +80,20 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   app.decorate('deps', deps)
   app.decorateRequest('owner', '')
 
+  // Graceful shutdown: once closing, in-flight responses carry `Connection: close` and idle
+  // keep-alive connections are dropped, so close() does not wait out keep-alive timeouts.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+    app.server.closeIdleConnections?.()
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+  app.addHook('onResponse', async () => {
+    if (closing) app.server.closeIdleConnections?.()
+  })
+
   app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
     const e = err instanceof AppError ? err : fromFastifyError(err as FastifyError)
     if (e.code === 'internal') request.log.error({ err }, 'unhandled error')
