@@ -6,16 +6,7 @@
 import type { Box, EditorMode, EditorState } from '../editor/editor.js'
 
 /** The ground truth an edit is blended onto; changes only on encode and commit. */
-export interface SessionBase {
-  mode: EditorMode
-  width: number
-  height: number
-  crop: Box
-  photo: Uint8Array
-  x: Float32Array
-  xHat: Float32Array
-  z0: Float32Array
-}
+export type SessionBase = Pick<EditorState, 'mode' | 'width' | 'height' | 'crop' | 'photo' | 'x' | 'xHat' | 'z0'>
 
 /** One undo/redo step: the latent, the output it renders to, and the base if it differs from the current one. */
 export interface HistoryEntry {
