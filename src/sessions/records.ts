@@ -70,7 +70,7 @@ function checkBase(b: SessionBase, where: string): void {
 function checkEntry(e: HistoryEntry, where: string): void {
   if (e === null || typeof e !== 'object') invalid(`${where} is not an object`)
   if (!(e.z instanceof Float32Array)) invalid(`${where}.z must be a Float32Array`)
-  if (!(e.output instanceof Uint8Array)) invalid(`${where}.output must be a Uint8Array`)
+  if (e.output !== undefined && !(e.output instanceof Uint8Array)) invalid(`${where}.output must be a Uint8Array if given`)
   if (e.base !== undefined) checkBase(e.base, `${where}.base`)
 }
 
@@ -117,7 +117,11 @@ function copyBase(b: SessionBase): SessionBase {
  */
 export function copyRecord(r: SessionRecord): SessionRecord {
   const s = r.state
-  const entry = (e: HistoryEntry): HistoryEntry => ({ z: e.z.slice(), output: e.output.slice(), ...(e.base ? { base: copyBase(e.base) } : {}) })
+  const entry = (e: HistoryEntry): HistoryEntry => ({
+    z: e.z.slice(),
+    ...(e.output ? { output: e.output.slice() } : {}),
+    ...(e.base ? { base: copyBase(e.base) } : {}),
+  })
   return {
     id: r.id,
     owner: r.owner,

@@ -69,7 +69,7 @@ interface StoredBase {
 interface StoredEntry {
   /** Blob field names. */
   z: string
-  output: string
+  output?: string
   base?: StoredBase
 }
 
@@ -158,7 +158,7 @@ if result then
     for _, list in ipairs({ m.undo, m.redo }) do
       for _, e in ipairs(list) do
         keep[e.z] = true
-        keep[e.output] = true
+        if e.output then keep[e.output] = true end
         if type(e.base) == 'table' then base(e.base) end
       end
     end
@@ -217,7 +217,8 @@ function parseMeta(raw: string | Buffer, id: string): StoredMeta {
 function fieldsOf(meta: StoredMeta): Set<string> {
   const fields = new Set([meta.photo, meta.x, meta.xHat, meta.output])
   for (const e of [...meta.undo, ...meta.redo]) {
-    fields.add(e.z).add(e.output)
+    fields.add(e.z)
+    if (e.output) fields.add(e.output)
     if (e.base) fields.add(e.base.photo).add(e.base.x).add(e.base.xHat).add(e.base.z0)
   }
   return fields
@@ -291,7 +292,7 @@ export function createRedisSessionStore(redis: Redis, opts: RedisSessionStoreOpt
       xHat: ref(b.xHat),
       z0: ref(b.z0),
     })
-    const entry = (e: HistoryEntry): StoredEntry => ({ z: ref(e.z), output: ref(e.output), ...(e.base ? { base: base(e.base) } : {}) })
+    const entry = (e: HistoryEntry): StoredEntry => ({ z: ref(e.z), ...(e.output ? { output: ref(e.output) } : {}), ...(e.base ? { base: base(e.base) } : {}) })
     const s = r.state
     const meta: StoredMeta = {
       fmt: FORMAT,
@@ -347,7 +348,7 @@ export function createRedisSessionStore(redis: Redis, opts: RedisSessionStoreOpt
       xHat: floats(b.xHat),
       z0: floats(b.z0),
     })
-    const entry = (e: StoredEntry): HistoryEntry => ({ z: floats(e.z), output: bytes(e.output), ...(e.base ? { base: base(e.base) } : {}) })
+    const entry = (e: StoredEntry): HistoryEntry => ({ z: floats(e.z), ...(e.output ? { output: bytes(e.output) } : {}), ...(e.base ? { base: base(e.base) } : {}) })
     const view = metaView(m)
     return {
       id: m.id,

@@ -8,10 +8,14 @@ import type { Box, EditorMode, EditorState } from '../editor/editor.js'
 /** The ground truth an edit is blended onto; changes only on encode and commit. */
 export type SessionBase = Pick<EditorState, 'mode' | 'width' | 'height' | 'crop' | 'photo' | 'x' | 'xHat' | 'z0'>
 
-/** One undo/redo step: the latent, the output it renders to, and the base if it differs from the current one. */
+/**
+ * One undo/redo step: the latent, and the base if it differs from the current one. The output
+ * it renders to is optional: the use cases store none and re-render on undo/redo (one generator
+ * pass), so a session's history costs a few hundred bytes per step instead of a full-size image.
+ */
 export interface HistoryEntry {
   z: Float32Array
-  output: Uint8Array
+  output?: Uint8Array
   /** Set when undoing/redoing across a commit (the base changed). */
   base?: SessionBase
 }

@@ -43,9 +43,12 @@ function sameBase(a: EditorState, b: EditorState): boolean {
   return a.photo === b.photo && a.x === b.x && a.xHat === b.xHat && a.z0 === b.z0
 }
 
-/** The record after replacing its state by `next`, with an undo entry for the old one. */
+/**
+ * The record after replacing its state by `next`, with an undo entry for the old one: its latent
+ * (and base, if `next` has another one), not its output, which undo re-renders.
+ */
 function advance(rec: SessionRecord, next: EditorState): SessionRecord {
-  const entry: HistoryEntry = { z: rec.state.z, output: rec.state.output }
+  const entry: HistoryEntry = { z: rec.state.z }
   if (!sameBase(rec.state, next)) entry.base = baseOf(rec.state)
   return { ...rec, state: next, undo: [...rec.undo, entry], redo: [] }
 }
@@ -93,7 +96,7 @@ export class UseCases {
       case 'undo':
       case 'redo': {
         const p = item as Payloads['undo']
-        return this.mutate(p, (rec) => step(rec, kind))
+        return this.mutate(p, (rec) => step(editor, rec, kind))
       }
       case 'reset': {
         const p = item as Payloads['reset']
@@ -296,14 +299,15 @@ function paintRequest(p: Payloads['edit'], state: EditorState) {
   return { state, stroke: p.stroke, color: p.color, mode: p.mode, strength: p.strength }
 }
 
-function step(rec: SessionRecord, kind: 'undo' | 'redo'): SessionRecord {
+/** Undo or redo: the entry's latent (and base) come back, and its output is rendered again (or taken from the entry if it has one). */
+function step(editor: Editor, rec: SessionRecord, kind: 'undo' | 'redo'): SessionRecord {
   const from = kind === 'undo' ? rec.undo : rec.redo
   const entry = from[from.length - 1]
   if (!entry) throw new AppError(kind === 'undo' ? 'nothing_to_undo' : 'nothing_to_redo', `there is nothing to ${kind} in session ${rec.id}`)
-  const back: HistoryEntry = { z: rec.state.z, output: rec.state.output }
+  const back: HistoryEntry = { z: rec.state.z }
   if (entry.base) back.base = baseOf(rec.state)
-  let state: EditorState = { ...rec.state, z: entry.z, output: entry.output }
-  if (entry.base) state = withBase(state, entry.base)
+  let state: EditorState = entry.base ? withBase(rec.state, entry.base) : rec.state
+  state = entry.output ? { ...state, z: entry.z, output: entry.output } : editor.render([state], [entry.z])[0]!
   const rest = from.slice(0, -1)
   return kind === 'undo' ? { ...rec, state, undo: rest, redo: [...rec.redo, back] } : { ...rec, state, redo: rest, undo: [...rec.undo, back] }
 }

@@ -255,7 +255,7 @@ t.test('redis', async (t) => {
     // an undo: the newest undo entry becomes current, the current one goes to redo
     const u = (await store.get(rec.id))!
     const back = u.undo.pop()!
-    const undone: SessionRecord = { ...u, state: { ...u.state, z: back.z, output: back.output }, undo: u.undo, redo: [{ z: u.state.z, output: u.state.output }] }
+    const undone: SessionRecord = { ...u, state: { ...u.state, z: back.z, output: back.output! }, undo: u.undo, redo: [{ z: u.state.z, output: u.state.output }] }
     spy.reset()
     await store.save(undone, 2)
     t.ok(spy.bytes() < 1_024, `an undo sent ${spy.bytes()} bytes of blobs (only the small z that was inline)`)
@@ -266,7 +266,7 @@ t.test('redis', async (t) => {
     const fresh: SessionRecord = {
       ...copied,
       state: { ...copied.state, photo: copied.state.photo.slice(), x: copied.state.x.slice(), xHat: copied.state.xHat.slice(), output: copied.state.output.slice() },
-      undo: copied.undo.map((e) => ({ z: e.z.slice(), output: e.output.slice(), ...(e.base ? { base: { ...e.base, photo: e.base.photo.slice() } } : {}) })),
+      undo: copied.undo.map((e) => ({ z: e.z.slice(), output: e.output!.slice(), ...(e.base ? { base: { ...e.base, photo: e.base.photo.slice() } } : {}) })),
       applied: [...copied.applied, 'noop'],
     }
     spy.reset()

@@ -111,7 +111,8 @@ function baseDiff(got: SessionBase, want: SessionBase, at: string): string[] {
 function entryDiff(got: HistoryEntry, want: HistoryEntry, at: string): string[] {
   const out: string[] = []
   if (!sameBytes(got.z, want.z)) out.push(`${at}.z differs`)
-  if (!sameBytes(got.output, want.output)) out.push(`${at}.output differs`)
+  if (!got.output !== !want.output) out.push(`${at}.output: ${got.output ? 'present' : 'absent'}, expected ${want.output ? 'present' : 'absent'}`)
+  else if (got.output && want.output && !sameBytes(got.output, want.output)) out.push(`${at}.output differs`)
   if (!got.base !== !want.base) out.push(`${at}.base: ${got.base ? 'present' : 'absent'}, expected ${want.base ? 'present' : 'absent'}`)
   else if (got.base && want.base) out.push(...baseDiff(got.base, want.base, `${at}.base`))
   return out
@@ -137,7 +138,7 @@ function copyBase(b: SessionBase): SessionBase {
 }
 
 function deepCopy(r: SessionRecord): SessionRecord {
-  const entry = (e: HistoryEntry): HistoryEntry => ({ z: e.z.slice(), output: e.output.slice(), ...(e.base ? { base: copyBase(e.base) } : {}) })
+  const entry = (e: HistoryEntry): HistoryEntry => ({ z: e.z.slice(), ...(e.output ? { output: e.output.slice() } : {}), ...(e.base ? { base: copyBase(e.base) } : {}) })
   return {
     ...r,
     state: { ...r.state, ...copyBase(r.state), z: r.state.z.slice(), output: r.state.output.slice() },
@@ -184,6 +185,21 @@ export function sessionStoreContract(t: Test, name: string, makeStore: MakeStore
     t.teardown(() => h.cleanup())
     return h
   }
+
+  t.test(`${name}: history entries without an output stay without one`, async (t) => {
+    const { store } = await open(t)
+    const rec = makeRecord()
+    rec.undo = rec.undo.map(({ output: _output, ...e }) => e)
+    rec.redo = [{ z: rec.state.z.slice() }]
+    await store.create(rec)
+    const got = (await store.get(rec.id))!
+    t.same(recordDiff(got, rec), [])
+    t.ok(got.undo.every((e) => e.output === undefined), 'no output on undo entries')
+    t.equal(got.redo[0]!.output, undefined)
+    t.ok(got.undo.some((e) => e.base !== undefined), 'a base is still kept')
+    await store.save({ ...got, undo: [...got.undo, { z: got.state.z }], redo: [] }, 1)
+    t.equal((await store.getMeta(rec.id))!.undoDepth, rec.undo.length + 1)
+  })
 
   t.test(`${name}: create and get round-trip every field byte for byte`, async (t) => {
     const { store } = await open(t)
@@ -330,7 +346,7 @@ export function sessionStoreContract(t: Test, name: string, makeStore: MakeStore
     const last = edits[3]!
     t.same(recordDiff(cur, { ...last, undo: last.undo.slice(-3), applied: ['e0', 'e1', 'e2', 'e3'] }), [], 'on save')
     t.same(
-      cur.undo.map((e) => Buffer.from(e.output).toString('hex')),
+      cur.undo.map((e) => Buffer.from(e.output!).toString('hex')),
       edits.slice(0, 3).map((e) => Buffer.from(e.state.output).toString('hex')),
       'the undo list holds the outputs of the three edits before the current one',
     )
@@ -396,7 +412,7 @@ export function sessionStoreContract(t: Test, name: string, makeStore: MakeStore
     rec.state.photo[0] = rec.state.photo[0]! ^ 0xff
     rec.state.z[1] = 123
     rec.state.crop.x = 0
-    rec.undo[0]!.output[0] = rec.undo[0]!.output[0]! ^ 0xff
+    rec.undo[0]!.output![0] = rec.undo[0]!.output![0]! ^ 0xff
     rec.undo[1]!.base!.x[1] = 42
     rec.undo.pop()
     rec.applied.push('mutated')
