@@ -46,3 +46,21 @@ export function choiceFlag<T extends string>(name: string, value: string | undef
   }
   return value as T
 }
+
+/**
+ * The exit code for an error a command caught: usage errors (bad or unknown flags) print the
+ * message and the usage and give 2; errors whose `code` matches `expected` (bad inputs, missing
+ * checkpoints) print the message and give 1; anything else is rethrown (a bug: the stack is shown).
+ */
+export function failure(command: string, usage: string, err: unknown, expected: RegExp): number {
+  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    console.error(`npe ${command}: ${(err as Error).message}\n\n${usage}`)
+    return 2
+  }
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && expected.test(code)) {
+    console.error(`npe ${command}: ${(err as Error).message} (${code})`)
+    return 1
+  }
+  throw err
+}

@@ -8,7 +8,7 @@ import { Editor, type PaintMode } from '../../editor/editor.js'
 import { parseBox, parseHexColor, parsePoints } from '../../editor/parse.js'
 import { initBackend, BACKEND_PREFERENCES, type BackendPreference } from '../../model/backend.js'
 import { loadCheckpoint } from '../../model/checkpoint-dir.js'
-import { choiceFlag, numberFlag, UsageError } from '../flags.js'
+import { choiceFlag, failure, numberFlag, UsageError } from '../flags.js'
 
 const USAGE = `usage: npe edit --image IN --out OUT --stroke "x1,y1;x2,y2;..." --radius R [flags]
 
@@ -80,15 +80,6 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`npe edit: ${photo.width}x${photo.height}, ${points.length} point(s), ${(performance.now() - t0).toFixed(0)} ms -> ${values.out}`)
     return 0
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      console.error(`npe edit: ${(err as Error).message}\n\n${USAGE}`)
-      return 2
-    }
-    const code = (err as { code?: unknown }).code
-    if (typeof code === 'string' && /^(image_|checkpoint_|invalid_request)/.test(code)) {
-      console.error(`npe edit: ${(err as Error).message} (${code})`)
-      return 1
-    }
-    throw err
+    return failure('edit', USAGE, err, /^(image_|checkpoint_|invalid_request)/)
   }
 }

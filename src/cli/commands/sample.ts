@@ -6,7 +6,7 @@ import { tileImages } from '../../data/grid.js'
 import { Editor } from '../../editor/editor.js'
 import { initBackend, BACKEND_PREFERENCES, type BackendPreference } from '../../model/backend.js'
 import { loadCheckpoint } from '../../model/checkpoint-dir.js'
-import { choiceFlag, intFlag, UsageError } from '../flags.js'
+import { choiceFlag, failure, intFlag, UsageError } from '../flags.js'
 
 const USAGE = `usage: npe sample --out grid.png [--model DIR] [--n 16] [--seed K] [--columns C] [--backend B]
 
@@ -45,15 +45,6 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`npe sample: ${n} samples (seeds ${seed}..${seed + n - 1}) -> ${values.out}`)
     return 0
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      console.error(`npe sample: ${(err as Error).message}\n\n${USAGE}`)
-      return 2
-    }
-    const code = (err as { code?: unknown }).code
-    if (typeof code === 'string' && code.startsWith('checkpoint_')) {
-      console.error(`npe sample: ${(err as Error).message} (${code})`)
-      return 1
-    }
-    throw err
+    return failure('sample', USAGE, err, /^checkpoint_/)
   }
 }
