@@ -6,7 +6,8 @@
  *      -> output conv (MDC when enabled) -> tanh -> [B, R, R, 3]
  *   D: x [B, R, R, 3] -> { conv 5x5/2 -> (BN from the 2nd on) -> lrelu }* (features)
  *      -> global mean pool -> minibatch discrimination -> dense (3 | 2) logits
- *   E: flatten(last conv) -> dense H -> BN -> relu -> { dense L -> BN } for mu and log-sigma
+ *   E: flatten(last conv) -> dense H -> BN -> relu -> dense L -> BN for mu, and for log-sigma
+ *      the same (reference) or a dense L with bias (logSigmaBatchNorm off)
  */
 import * as tf from '@tensorflow/tfjs'
 import { numAdversarialClasses, upsamplings, type ModelConfig } from './config.js'
@@ -108,7 +109,9 @@ export function discriminator(model: IAN, x: tf.Tensor4D, mode: Mode = INFERENCE
     const flat = tf.reshape(h, [B, -1]) as tf.Tensor2D
     const hidden = tf.relu(batchNorm(ctx, 'E/fc/bn', dense(ctx, 'E/fc', flat, config.discriminator.encoderHidden, { bias: false }), mode))
     mu = batchNorm(ctx, 'E/mu/bn', dense(ctx, 'E/mu', hidden, config.latentSize, { bias: false }), mode)
-    logSigma = batchNorm(ctx, 'E/logsigma/bn', dense(ctx, 'E/logsigma', hidden, config.latentSize, { bias: false }), mode)
+    logSigma = config.discriminator.logSigmaBatchNorm
+      ? batchNorm(ctx, 'E/logsigma/bn', dense(ctx, 'E/logsigma', hidden, config.latentSize, { bias: false }), mode)
+      : dense(ctx, 'E/logsigma', hidden, config.latentSize, { bias: true })
   }
   return { logits, features, mu, logSigma }
 }

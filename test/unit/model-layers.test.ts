@@ -1,6 +1,7 @@
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
-import { compositeKernelSize, presetConfig } from '../../src/model/config.js'
+import { compositeKernelSize, parseModelConfig, presetConfig } from '../../src/model/config.js'
+import { createIAN, discriminator, disposeIAN } from '../../src/model/networks.js'
 import { mdcCompositeKernel, minibatchFeatures, orthoPenalty, placementMatrix, mdcConv, batchNorm, type LayerContext } from '../../src/model/layers.js'
 import { ParamStore } from '../../src/model/params.js'
 import {
@@ -163,8 +164,12 @@ t.test('config validation and presets', async (t) => {
     t.equal(c.loss.pixel, 3)
     t.equal(c.loss.feature, 1)
     t.equal(c.loss.adversarial, 1)
-    t.equal(c.loss.kl, 1)
+    t.equal(c.loss.kl, name === 'small-64' ? 0.1 : 1, `${name} KL weight`)
+    t.equal(c.discriminator.logSigmaBatchNorm, name !== 'small-64', `${name} log-sigma batch norm`)
   }
+  // A config written before the switch existed (an older checkpoint) gets the reference head.
+  const { logSigmaBatchNorm: _dropped, ...oldDisc } = presetConfig('small-64').discriminator
+  t.equal(parseModelConfig({ ...presetConfig('small-64'), discriminator: oldDisc }).discriminator.logSigmaBatchNorm, true)
   t.equal(presetConfig('paper-64').discriminator.encoderHidden, 1000)
   t.same(presetConfig('paper-64').discriminator.channels, [128, 256, 512, 1024])
   t.throws(() => presetConfig('nope'), /unknown model preset 'nope'/)
@@ -178,4 +183,26 @@ t.test('config validation and presets', async (t) => {
   const ablation = presetConfig('small-64', { adversarial: 'binary', orthoWeight: 0, mdc: { enabled: false } })
   t.equal(ablation.adversarial, 'binary')
   t.equal(ablation.mdc.enabled, false)
+})
+
+t.test('encoder log-sigma head: batch-normalised (reference) or dense with bias', async (t) => {
+  const x = tf.randomUniform([4, 16, 16, 3], -1, 1, 'float32', 7) as tf.Tensor4D
+  const withBn = createIAN(presetConfig('tiny-16'), 1)
+  const plain = createIAN(presetConfig('tiny-16', { discriminator: { logSigmaBatchNorm: false } }), 1)
+  t.ok(withBn.params.byName('E/logsigma/bn/beta'))
+  t.notOk(withBn.params.byName('E/logsigma/bias'))
+  t.ok(plain.params.byName('E/logsigma/bias'))
+  t.notOk(plain.params.byName('E/logsigma/bn/beta'))
+  // With the norm, the batch mean of log sigma is the BN shift whatever the dense weights do:
+  // scaling the kernel up leaves it at beta = 0. Without it, the bias moves it directly.
+  const meanLogSigma = (m: typeof withBn) =>
+    tf.tidy(() => tf.mean(discriminator(m, x, { training: true }, { adversarial: false }).logSigma).dataSync()[0]!)
+  withBn.params.byName('E/logsigma/kernel')!.assign(tf.mul(withBn.params.byName('E/logsigma/kernel')!, 50))
+  t.ok(Math.abs(meanLogSigma(withBn)) < 1e-5, 'BN pins the batch mean to beta')
+  const before = meanLogSigma(plain)
+  plain.params.byName('E/logsigma/bias')!.assign(tf.fill([16], -2))
+  t.ok(Math.abs(meanLogSigma(plain) - (before - 2)) < 1e-5, 'bias shifts log sigma one for one')
+  disposeIAN(withBn)
+  disposeIAN(plain)
+  x.dispose()
 })
