@@ -126,7 +126,9 @@ export function numAdversarialClasses(config: ModelConfig): 2 | 3 {
 const common = {
   adversarial: 'ternary' as const,
   orthoWeight: 1e-3,
-  loss: { pixel: 3, feature: 1, adversarial: 1, kl: 1 },
+  // The paper's lambda_img = 3 multiplies the reference's L_img = mean(2 |x_hat - x|) (train_IAN.py);
+  // our pixelLoss is mean |x_hat - x|, so its weight is 6.
+  loss: { pixel: 6, feature: 1, adversarial: 1, kl: 1 },
   optimizer: { learningRate: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-8 },
   batchNorm: { alpha: 0.1, epsilon: 1e-4 },
   initStd: 0.02,

@@ -161,7 +161,7 @@ t.test('batch norm: training uses batch statistics, inference the moving ones', 
 t.test('config validation and presets', async (t) => {
   for (const name of ['paper-64', 'simple-64', 'small-64', 'tiny-16']) {
     const c = presetConfig(name)
-    t.equal(c.loss.pixel, 3)
+    t.equal(c.loss.pixel, 6, 'lambda_img 3 on the reference L_img = mean(2|x_hat - x|)')
     t.equal(c.loss.feature, 1)
     t.equal(c.loss.adversarial, 1)
     t.equal(c.loss.kl, name === 'small-64' ? 0.1 : 1, `${name} KL weight`)
