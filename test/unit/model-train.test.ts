@@ -56,8 +56,9 @@ for (const backend of backends) {
       for (const key of ['ge', 'd', 'gAdv', 'dAdv', 'pixel', 'feature', 'kl', 'orthoG', 'orthoD'] as const) {
         t.ok(Number.isFinite(first[key]), `${key} is finite`)
       }
-      const expectedGE = first.gAdv + 3 * first.pixel + first.feature + first.kl + 1e-3 * first.orthoG
-      t.ok(Math.abs(first.ge - expectedGE) < 1e-4 * Math.abs(expectedGE), 'G/E total = adv + 3 pixel + feature + KL + 1e-3 ortho')
+      t.same(config.loss, { pixel: 6, feature: 1, adversarial: 1, kl: 1 })
+      const expectedGE = first.gAdv + 6 * first.pixel + first.feature + first.kl + 1e-3 * first.orthoG
+      t.ok(Math.abs(first.ge - expectedGE) < 1e-4 * Math.abs(expectedGE), 'G/E total = adv + 6 pixel + feature + KL + 1e-3 ortho')
       t.ok(Math.abs(first.d - (first.dAdv + 1e-3 * first.orthoD)) < 1e-4 * first.d, 'D total = adv + 1e-3 ortho')
       const warm = tf.memory().numTensors
       let last = first
