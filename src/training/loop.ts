@@ -107,6 +107,11 @@ export interface TrainOptions {
   resume: boolean
   /** Settings given explicitly; the rest come from the run being resumed, then TRAIN_DEFAULTS. */
   settings: Partial<TrainSettings>
+  /**
+   * New runs only: start from this checkpoint's weights (and batch-norm statistics) instead of a
+   * fresh initialisation, with a fresh optimiser at step 0. Its model config must be the run's.
+   */
+  initFrom?: string
   /** Name of the active TensorFlow.js backend (recorded in config.json and checkpoints). */
   backend: string
   /** Aborting stops after the current step, with a checkpoint; its reason (e.g. 'SIGINT') is reported. */
@@ -155,6 +160,8 @@ export interface RunConfigFile {
   backend: string
   data: { kind: string; description: string; trainImages: number | null }
   resumes: { at: string; fromStep: number; backend: string; given: Partial<TrainSettings> }[]
+  /** The checkpoint a new run started from (--init-from), if any. */
+  initFrom?: { dir: string; step: number; weightsSha256: string }
 }
 
 /** Learning rate of the step with 0-based index `step` of `total` (the reference's epochs 25/50/75 of 80). */
@@ -271,6 +278,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let trainer: Trainer | undefined
   let source: BatchSource | undefined
   let wallBefore = 0
+  let initFrom: { dir: string; step: number; weightsSha256: string } | undefined
+  if (opts.initFrom !== undefined && opts.resume) {
+    throw new TrainError('not_resumable', '--init-from starts a new run; it cannot be combined with --resume')
+  }
   try {
     if (opts.resume) {
       const loaded = await loadCheckpoint(paths.checkpoint, { withTrainer: true })
@@ -304,6 +315,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new TrainError('bad_data', err instanceof Error ? err.message : String(err), { cause: err })
     }
 
+    if (!model && opts.initFrom !== undefined) {
+      const loaded = await loadCheckpoint(opts.initFrom)
+      if (!isDeepStrictEqual(loaded.model.config, config)) {
+        disposeIAN(loaded.model)
+        throw new TrainError(
+          'config_mismatch',
+          `--init-from ${opts.initFrom}: that checkpoint has another model config than preset '${settings.preset}'` +
+            `${settings.mdc ? '' : ' --no-mdc'}${settings.ortho ? '' : ' --no-ortho'}${settings.binary ? ' --binary' : ''} gives`,
+        )
+      }
+      model = loaded.model
+      initFrom = { dir: opts.initFrom, step: loaded.json.step, weightsSha256: loaded.json.weights.sha256 }
+    }
     if (!model) model = createIAN(config, settings.seed)
     if (!trainer) trainer = createTrainer(model, settings.seed)
 
@@ -341,6 +365,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           trainImages: Number.isFinite(source.trainCount) ? source.trainCount : null,
         },
         resumes: [],
+        ...(initFrom ? { initFrom } : {}),
       }
     }
     await writeAtomic(paths.config, JSON.stringify(runConfig, null, 2) + '\n')

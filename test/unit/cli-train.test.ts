@@ -85,6 +85,8 @@ t.test('npe train: bad flags exit 2 with a clear message', async (t) => {
     [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--backend', 'tpu'], /--backend must be one of/],
     [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--lr-schedule', 'cosine'], /--lr-schedule must be one of step, constant/],
     [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--out', out, '--resume', '--init-from', 'models/default'], /--init-from starts a new run; it cannot be combined with --resume/],
+    [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--init-from', ''], /--init-from must be a checkpoint directory/],
   ]
   for (const [argv, pattern] of cases) {
     const { code, stderr } = await captureStderr(() => run(argv))

@@ -290,3 +290,42 @@ t.test('--archive-every keeps inference-only copies at those steps', async (t) =
   }
   await t.rejects(readFile(join(archivePath(out, 3), 'checkpoint.json')), 'nothing at other steps')
 })
+
+t.test('--init-from starts a new run from a checkpoint with a fresh optimiser', async (t) => {
+  const { loadCheckpoint } = await import('../../src/model/checkpoint-dir.js')
+  const { archivePath } = await import('../../src/training/loop.js')
+  const first = join(root, 'run-init-a')
+  await train({ out: first, resume: false, settings: { ...base, data: folder, steps: 2, archiveEvery: 2, sampleEvery: 100, checkpointEvery: 100 }, backend: 'wasm' })
+  const from = archivePath(first, 2)
+  // A learning rate of 1e-12 leaves the trainable weights where they started: the checkpoint's.
+  const out = join(root, 'run-init-b')
+  await train({ out, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, lr: 1e-12, sampleEvery: 100 }, backend: 'wasm' })
+  const started = await loadCheckpoint(from)
+  const ended = await loadCheckpoint(runPaths(out).checkpoint, { withTrainer: true })
+  const fresh = createIAN(started.model.config, base.seed)
+  const diff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!)
+  for (const name of ['G/fc/kernel', 'D/conv1/kernel', 'E/mu/kernel']) {
+    t.ok(diff(ended.model.params.byName(name)!, started.model.params.byName(name)!) < 1e-6, `${name}: the checkpoint's`)
+    // two Adam steps at 2e-4 move a weight by up to ~4e-4 from the seed's initialisation
+    t.ok(diff(fresh.params.byName(name)!, started.model.params.byName(name)!) > 1e-4, `${name}: not a fresh initialisation`)
+  }
+  t.equal(ended.json.step, 1, 'step counts from 0')
+  t.equal(ended.trainer!.optGE.iterations, 1, 'a fresh optimiser')
+  const runConfig = JSON.parse(await readFile(runPaths(out).config, 'utf8'))
+  t.same(runConfig.initFrom, { dir: from, step: 2, weightsSha256: started.json.weights.sha256 })
+  for (const m of [started.model, ended.model, fresh]) disposeIAN(m)
+  if (ended.trainer) {
+    ended.trainer.optGE.dispose()
+    ended.trainer.optD.dispose()
+  }
+
+  const mismatch = join(root, 'run-init-c')
+  await t.rejects(
+    train({ out: mismatch, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, binary: true }, backend: 'wasm' }),
+    { name: 'TrainError', code: 'config_mismatch', message: /--init-from .* another model config/ },
+  )
+  await t.rejects(
+    train({ out, resume: true, initFrom: from, settings: {}, backend: 'wasm' }),
+    { name: 'TrainError', code: 'not_resumable', message: /cannot be combined with --resume/ },
+  )
+})

@@ -29,6 +29,8 @@ flags:
                          directory (its train split) or any folder of PNG/JPEG/WebP images
   --out RUN              run directory (required; must not exist or be empty, unless --resume)
   --resume               continue RUN from RUN/checkpoint
+  --init-from DIR        new run only: start from checkpoint DIR's weights (e.g. models/default)
+                         with a fresh optimiser at step 0; DIR's model config must be the run's
   --steps N              total steps (default ${D.steps})
   --batch B              batch size, 2..1024 (default ${D.batch})
   --seed K               seed of weights, noise, batch order and sample latents (default ${D.seed})
@@ -75,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
         data: { type: 'string' },
         out: { type: 'string' },
         resume: { type: 'boolean' },
+        'init-from': { type: 'string' },
         steps: { type: 'string' },
         batch: { type: 'string' },
         seed: { type: 'string' },
@@ -110,6 +113,8 @@ export async function run(argv: string[]): Promise<number> {
     if (v.preset !== undefined) choiceFlag('preset', v.preset, PRESET_NAMES)
     if (!resume && v.preset === undefined) throw new UsageError('--preset is required for a new run (or pass --resume)')
     if (!resume && v.data === undefined) throw new UsageError('--data is required for a new run (or pass --resume)')
+    if (resume && v['init-from'] !== undefined) throw new UsageError('--init-from starts a new run; it cannot be combined with --resume')
+    if (v['init-from'] === '') throw new UsageError('--init-from must be a checkpoint directory')
     if (v.data === '') throw new UsageError(`--data must be 'facesjs' or a directory`)
     const optInt = (name: string, value: string | undefined, min: number, max: number) =>
       value === undefined ? undefined : intFlag(name, value, min, max)
@@ -175,6 +180,7 @@ export async function run(argv: string[]): Promise<number> {
     const result = await train({
       out,
       resume,
+      ...(v['init-from'] !== undefined ? { initFrom: v['init-from'] } : {}),
       settings,
       backend: info.name,
       signal: controller.signal,
