@@ -189,6 +189,11 @@ export function runPaths(out: string) {
   }
 }
 
+/** The model flags of `settings` as written on the command line, for messages. */
+function modelFlags(s: Pick<TrainSettings, 'preset' | 'mdc' | 'ortho' | 'binary'>): string {
+  return `preset '${s.preset}'${s.mdc ? '' : ' --no-mdc'}${s.ortho ? '' : ' --no-ortho'}${s.binary ? ' --binary' : ''}`
+}
+
 export function archivePath(out: string, step: number): string {
   return join(out, 'checkpoints', `step-${String(step).padStart(6, '0')}`)
 }
@@ -278,7 +283,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let trainer: Trainer | undefined
   let source: BatchSource | undefined
   let wallBefore = 0
-  let initFrom: { dir: string; step: number; weightsSha256: string } | undefined
+  let initFrom: RunConfigFile['initFrom']
   if (opts.initFrom !== undefined && opts.resume) {
     throw new TrainError('not_resumable', '--init-from starts a new run; it cannot be combined with --resume')
   }
@@ -294,13 +299,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       else if (!isDeepStrictEqual(loaded.model.config, config)) {
         throw new TrainError(
           'config_mismatch',
-          `cannot resume: the checkpoint in ${out} was trained with another model config than preset '${settings.preset}'` +
-            `${settings.mdc ? '' : ' --no-mdc'}${settings.ortho ? '' : ' --no-ortho'}${settings.binary ? ' --binary' : ''} gives; ` +
+          `cannot resume: the checkpoint in ${out} was trained with another model config than ${modelFlags(settings)} gives; ` +
             `drop the model flags to use the run's own`,
         )
       }
       const w = loaded.json.metadata['wallSeconds']
       wallBefore = typeof w === 'number' ? w : 0
+    } else if (opts.initFrom !== undefined) {
+      // before the data source opens: a wrong checkpoint fails before a folder is loaded
+      const loaded = await loadCheckpoint(opts.initFrom)
+      model = loaded.model
+      if (!isDeepStrictEqual(loaded.model.config, config)) {
+        throw new TrainError('config_mismatch', `--init-from ${opts.initFrom}: that checkpoint has another model config than ${modelFlags(settings)} gives`)
+      }
+      initFrom = { dir: opts.initFrom, step: loaded.json.step, weightsSha256: loaded.json.weights.sha256 }
     }
 
     if (config === undefined) throw new Error('unreachable: no model config')
@@ -315,19 +327,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new TrainError('bad_data', err instanceof Error ? err.message : String(err), { cause: err })
     }
 
-    if (!model && opts.initFrom !== undefined) {
-      const loaded = await loadCheckpoint(opts.initFrom)
-      if (!isDeepStrictEqual(loaded.model.config, config)) {
-        disposeIAN(loaded.model)
-        throw new TrainError(
-          'config_mismatch',
-          `--init-from ${opts.initFrom}: that checkpoint has another model config than preset '${settings.preset}'` +
-            `${settings.mdc ? '' : ' --no-mdc'}${settings.ortho ? '' : ' --no-ortho'}${settings.binary ? ' --binary' : ''} gives`,
-        )
-      }
-      model = loaded.model
-      initFrom = { dir: opts.initFrom, step: loaded.json.step, weightsSha256: loaded.json.weights.sha256 }
-    }
     if (!model) model = createIAN(config, settings.seed)
     if (!trainer) trainer = createTrainer(model, settings.seed)
 

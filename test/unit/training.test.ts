@@ -320,10 +320,12 @@ t.test('--init-from starts a new run from a checkpoint with a fresh optimiser', 
   }
 
   const mismatch = join(root, 'run-init-c')
+  const tensorsBefore = tf.memory().numTensors
   await t.rejects(
     train({ out: mismatch, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, binary: true }, backend: 'wasm' }),
-    { name: 'TrainError', code: 'config_mismatch', message: /--init-from .* another model config/ },
+    { name: 'TrainError', code: 'config_mismatch', message: /--init-from .* another model config than preset 'tiny-16' --binary gives/ },
   )
+  t.equal(tf.memory().numTensors, tensorsBefore, 'the refused checkpoint is disposed')
   await t.rejects(
     train({ out, resume: true, initFrom: from, settings: {}, backend: 'wasm' }),
     { name: 'TrainError', code: 'not_resumable', message: /cannot be combined with --resume/ },
