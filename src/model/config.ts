@@ -37,6 +37,14 @@ export const modelConfigSchema = z
          */
         channels: z.array(positiveInt).min(3),
         kernelSize: positiveInt.default(5),
+        /**
+         * How each 2x up-sampling is done. 'deconv' (reference, default): a transposed conv
+         * kernelSize x kernelSize, stride 2. 'resize': nearest-neighbour 2x, then a
+         * kernelSize x kernelSize conv (Odena et al. 2016, "Deconvolution and checkerboard
+         * artifacts"): a 5x5 stride-2 transposed conv overlaps its output pixels unevenly, and
+         * at small widths its four output phases drift apart into per-pixel colour speckle.
+         */
+        upsample: z.enum(['deconv', 'resize']).default('deconv'),
       })
       .strict(),
     discriminator: z
@@ -172,7 +180,7 @@ export const PRESETS = {
     loss: { ...common.loss, kl: 0.1 },
     resolution: 64,
     latentSize: 100,
-    generator: { channels: [128, 64, 32, 16, 8], kernelSize: 5 },
+    generator: { channels: [128, 64, 32, 16, 8], kernelSize: 3, upsample: 'resize' },
     discriminator: { channels: [16, 32, 64, 128], kernelSize: 5, encoderHidden: 256, logSigmaBatchNorm: false },
     mdc: { enabled: true, variant: 'standard', filterSize: 3, dilations: [1, 2] },
     minibatch: { enabled: true, kernels: 64, dims: 5 },

@@ -27,7 +27,8 @@ export function networkFlops(config: ModelConfig): NetworkFlops {
   let size = 4
   for (let i = 1; i <= n; i++) {
     const cout = g[i]!
-    macs += size * size * g[i - 1]! * cout * k * k // transposed conv: every input pixel scatters k*k*cout
+    // transposed conv: every input pixel scatters k*k*cout; resize: a k x k conv at the output size
+    macs += (config.generator.upsample === 'resize' ? 4 : 1) * size * size * g[i - 1]! * cout * k * k
     size *= 2
     if (config.mdc.enabled && i < n) macs += 2 * size * size * cout * cout * K * K // MDBLOCK: two MDC convs
   }

@@ -64,6 +64,19 @@ export function deconv2d(
   return y
 }
 
+/**
+ * Nearest-neighbour 2x up-sampling [B, H, W, C] -> [B, 2H, 2W, C], built from concat and
+ * reshape so that its gradient (slices) runs on every backend (wasm has no
+ * ResizeNearestNeighborGrad). Equals tf.image.resizeNearestNeighbor(x, [2H, 2W]).
+ */
+export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, c] = x.shape
+    const wide = tf.reshape(tf.concat([x, x], 3), [b, h, 2 * w, c])
+    return tf.reshape(tf.concat([wide, wide], 2), [b, 2 * h, 2 * w, c]) as tf.Tensor4D
+  })
+}
+
 export function dense(ctx: LayerContext, name: string, x: tf.Tensor2D, units: number, opts: { bias: boolean }): tf.Tensor2D {
   const w = ctx.params.get(`${name}/kernel`, [x.shape[1], units], init.normal(ctx.initStd))
   const y: tf.Tensor2D = tf.matMul(x, w as tf.Tensor2D)

@@ -2,7 +2,7 @@
  * The Introspective Adversarial Network: generator G, and the discriminator D
  * whose conv trunk also feeds the encoder head E (paper section 3).
  *
- *   G: z [B, L] -> dense 4x4xC0 (lrelu) -> { deconv 5x5/2 -> BN -> (MDBLOCK | lrelu) }*
+ *   G: z [B, L] -> dense 4x4xC0 (lrelu) -> { deconv 5x5/2 (or nearest 2x + conv) -> BN -> (MDBLOCK | lrelu) }*
  *      -> output conv (MDC when enabled) -> tanh -> [B, R, R, 3]
  *   D: x [B, R, R, 3] -> { conv 5x5/2 -> (BN from the 2nd on) -> lrelu }* (features)
  *      -> global mean pool -> minibatch discrimination -> dense (3 | 2) logits
@@ -23,6 +23,7 @@ import {
   minibatchDiscrimination,
   type LayerContext,
   type Mode,
+  upsampleNearest2x,
 } from './layers.js'
 import { ParamStore } from './params.js'
 
@@ -60,7 +61,10 @@ export function generator(model: IAN, z: tf.Tensor2D, mode: Mode = INFERENCE): t
     for (let i = 1; i <= n; i++) {
       const last = i === n
       const rgbOut = last && ch[i] === 3
-      x = deconv2d(ctx, `G/up${i}/deconv`, x, ch[i]!, { kernel: k, stride: 2, bias: rgbOut })
+      x =
+        config.generator.upsample === 'resize'
+          ? conv2d(ctx, `G/up${i}/conv`, upsampleNearest2x(x), ch[i]!, { kernel: k, stride: 1, bias: rgbOut })
+          : deconv2d(ctx, `G/up${i}/deconv`, x, ch[i]!, { kernel: k, stride: 2, bias: rgbOut })
       if (rgbOut) return tf.tanh(x) as tf.Tensor4D
       x = batchNorm(ctx, `G/up${i}/bn`, x, mode)
       x =

@@ -1,8 +1,9 @@
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import { compositeKernelSize, parseModelConfig, presetConfig } from '../../src/model/config.js'
-import { createIAN, discriminator, disposeIAN } from '../../src/model/networks.js'
-import { mdcCompositeKernel, minibatchFeatures, orthoPenalty, placementMatrix, mdcConv, batchNorm, type LayerContext } from '../../src/model/layers.js'
+import { createIAN, discriminator, disposeIAN, generator, orthoKernels } from '../../src/model/networks.js'
+import { networkFlops } from '../../src/model/flops.js'
+import { batchNorm, conv2d, mdcCompositeKernel, mdcConv, minibatchFeatures, orthoPenalty, placementMatrix, upsampleNearest2x, type LayerContext } from '../../src/model/layers.js'
 import { ParamStore } from '../../src/model/params.js'
 import {
   crossEntropy,
@@ -183,6 +184,54 @@ t.test('config validation and presets', async (t) => {
   const ablation = presetConfig('small-64', { adversarial: 'binary', orthoWeight: 0, mdc: { enabled: false } })
   t.equal(ablation.adversarial, 'binary')
   t.equal(ablation.mdc.enabled, false)
+})
+
+t.test('nearest 2x up-sampling: values, and a gradient that sums each 2x2 block', async (t) => {
+  const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [1, 2, 3, 2])
+  const y = upsampleNearest2x(x)
+  t.same(y.shape, [1, 4, 6, 2])
+  // channel 0 of x is [[1, 3, 5], [7, 9, 11]]: every value fills a 2x2 block
+  t.same(Array.from(tf.slice(y, [0, 0, 0, 0], [1, 4, 6, 1]).dataSync()), [1, 1, 3, 3, 5, 5, 1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 7, 7, 9, 9, 11, 11])
+  t.ok(maxAbsDiff(y, tf.image.resizeNearestNeighbor(x, [4, 6])) === 0, 'equals tf.image.resizeNearestNeighbor')
+  const w = tf.range(0, 48).reshape([1, 4, 6, 2])
+  const g = tf.grad((v: tf.Tensor4D) => tf.sum(tf.mul(upsampleNearest2x(v), w)))(x)
+  // d/dx[i, j, c] = sum of w over the 2x2 block (2i..2i+1, 2j..2j+1) of channel c
+  const expect: number[] = []
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let c = 0; c < 2; c++) {
+    let s = 0
+    for (const di of [0, 1]) for (const dj of [0, 1]) s += ((2 * i + di) * 6 + (2 * j + dj)) * 2 + c
+    expect.push(s)
+  }
+  t.same(Array.from(g.dataSync()), expect)
+  tf.dispose([x, y, w, g])
+})
+
+t.test("generator up-sampling: 'resize' is nearest 2x + a stride-1 conv, 'deconv' the reference", async (t) => {
+  t.equal(presetConfig('tiny-16').generator.upsample, 'deconv', 'reference default')
+  t.equal(presetConfig('small-64').generator.upsample, 'resize')
+  t.equal(presetConfig('small-64').generator.kernelSize, 3)
+  const { upsample: _u, ...oldGen } = presetConfig('small-64').generator
+  t.equal(parseModelConfig({ ...presetConfig('small-64'), generator: oldGen }).generator.upsample, 'deconv', 'older checkpoints keep the transposed conv')
+  const resize = createIAN(presetConfig('tiny-16', { generator: { upsample: 'resize', kernelSize: 3 } }), 2)
+  t.same(resize.params.byName('G/up1/conv/kernel')!.shape, [3, 3, 32, 16], '[k, k, in, out]')
+  t.notOk(resize.params.byName('G/up1/deconv/kernel'))
+  t.ok(orthoKernels(resize, 'G/').some(({ kernel, outAxis }) => kernel === resize.params.byName('G/up1/conv/kernel') && outAxis === 3))
+  // The first up-sampling by hand: lrelu(fc(z)) -> nearest 2x -> conv 'same'.
+  const z = tf.randomNormal([2, 16], 0, 1, 'float32', 3) as tf.Tensor2D
+  const out = generator(resize, z)
+  t.same(out.shape, [2, 16, 16, 3])
+  const p = (n: string) => resize.params.byName(n)!
+  const h = tf.leakyRelu(tf.add(tf.matMul(z, p('G/fc/kernel') as tf.Tensor2D), p('G/fc/bias')), 0.2).reshape([2, 4, 4, 32]) as tf.Tensor4D
+  const up = tf.conv2d(tf.image.resizeNearestNeighbor(h, [8, 8]), p('G/up1/conv/kernel') as tf.Tensor4D, 1, 'same')
+  const ctx: LayerContext = { params: resize.params, initStd: 0.02, bnEpsilon: 1e-4 }
+  t.ok(maxAbsDiff(conv2d(ctx, 'G/up1/conv', upsampleNearest2x(h), 16, { kernel: 3, stride: 1, bias: false }), up) < 1e-5)
+  // FLOPs: a k x k conv at the output size costs 4x a k x k transposed conv at the input size.
+  const dc = presetConfig('tiny-16', { generator: { kernelSize: 3 } })
+  const rc = presetConfig('tiny-16', { generator: { kernelSize: 3, upsample: 'resize' } })
+  const upMacs = (4 * 4 * 32 * 16 + 8 * 8 * 16 * 8) * 9
+  t.equal(networkFlops(rc).generator - networkFlops(dc).generator, 2 * 3 * upMacs)
+  tf.dispose([z, out, h, up])
+  disposeIAN(resize)
 })
 
 t.test('encoder log-sigma head: batch-normalised (reference) or dense with bias', async (t) => {
