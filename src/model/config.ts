@@ -177,7 +177,7 @@ export const PRESETS = {
    */
   'small-64': {
     ...common,
-    loss: { ...common.loss, kl: 0.1 },
+    loss: { ...common.loss, kl: 0.1, adversarial: 0.1 },
     resolution: 64,
     latentSize: 100,
     generator: { channels: [128, 64, 32, 16, 8], kernelSize: 3, upsample: 'resize' },

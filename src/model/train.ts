@@ -6,7 +6,7 @@
  *              L_EG = adv * L_G_adv(D(x_s), D(x_r)) + pixel * |x - x_r|_1
  *                   + feature * L_feature(D(x), D(x_r)) + kl * KL + ortho_w * ortho(G)
  *              gradients w.r.t. the generator and the encoder head only.
- *   D pass:    L_D = adv * L_D_adv(D(x), D(x_s), D(x_r)) + ortho_w * ortho(D)
+ *   D pass:    L_D = L_D_adv(D(x), D(x_s), D(x_r)) + ortho_w * ortho(D)   (no lambda: eq. 4)
  *              with x_s, x_r from the G/E pass held constant; gradients w.r.t. D only.
  * Both networks are then updated with Adam in the same step ("simultaneously").
  * Batch-norm moving statistics are updated after the step from the real batch
@@ -204,7 +204,8 @@ export function trainStep(trainer: Trainer, x: tf.Tensor4D, opts: { learningRate
       const rec = discriminator(model, xrC, training, { encoder: false })
       const adv = discriminatorAdversarialLoss(config.adversarial, real.logits, gen.logits, rec.logits)
       const ortho = config.orthoWeight > 0 ? orthoPenalty(orthoKernels(model, 'D/')) : tf.scalar(0)
-      const total = tf.add(tf.mul(adv, w.adversarial), tf.mul(ortho, config.orthoWeight)) as tf.Scalar
+      // lambda_adv weighs the generator's term of eq. 3 only: D minimises eq. 4 as it is.
+      const total = tf.add(adv, tf.mul(ortho, config.orthoWeight)) as tf.Scalar
       const recLabel = numAdversarialClasses(config) === 3 ? 2 : 1
       const acc = tf.div(tf.addN([accuracy(real.logits, 0), accuracy(gen.logits, 1), accuracy(rec.logits, recLabel)]), 3)
       dParts = tf.keep(tf.stack([total, adv, ortho, acc]) as tf.Tensor1D)

@@ -164,7 +164,7 @@ t.test('config validation and presets', async (t) => {
     const c = presetConfig(name)
     t.equal(c.loss.pixel, 6, 'lambda_img 3 on the reference L_img = mean(2|x_hat - x|)')
     t.equal(c.loss.feature, 1)
-    t.equal(c.loss.adversarial, 1)
+    t.equal(c.loss.adversarial, name === 'small-64' ? 0.1 : 1, `${name} adversarial weight (G/E only)`)
     t.equal(c.loss.kl, name === 'small-64' ? 0.1 : 1, `${name} KL weight`)
     t.equal(c.discriminator.logSigmaBatchNorm, name !== 'small-64', `${name} log-sigma batch norm`)
   }

@@ -83,6 +83,19 @@ for (const backend of backends) {
       x.dispose()
     })
 
+    t.test('lambda_adv weighs the G/E adversarial term only (eq. 3); D minimises eq. 4 unweighted', async (t) => {
+      const model = createIAN(presetConfig('tiny-16', { loss: { adversarial: 0.25 } }), 3)
+      const trainer = createTrainer(model, 4)
+      const x = tf.tidy(() => tf.tanh(tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 2))) as tf.Tensor4D
+      const l = trainStep(trainer, x)
+      const expectedGE = 0.25 * l.gAdv + 6 * l.pixel + l.feature + l.kl + 1e-3 * l.orthoG
+      t.ok(Math.abs(l.ge - expectedGE) < 1e-4 * Math.abs(expectedGE), `G/E total ${l.ge} = 0.25 adv + 6 pixel + feature + KL + 1e-3 ortho (${expectedGE})`)
+      t.ok(Math.abs(l.d - (l.dAdv + 1e-3 * l.orthoD)) < 1e-4 * l.d, `D total ${l.d} = adv ${l.dAdv} + 1e-3 ortho`)
+      disposeTrainer(trainer)
+      disposeIAN(model)
+      x.dispose()
+    })
+
     // The cpu backend's filter gradient is slow: fewer steps there.
     const resizeSteps = backend === 'cpu' ? 5 : 15
     t.test(`resize up-sampling (small-64's): ${resizeSteps} steps reduce the loss, the up-sampling convs learn, no leak`, async (t) => {
