@@ -166,14 +166,21 @@ export const PRESETS = {
   /**
    * Sized for CPU training and editing (the bundled default model): the reference layout at
    * 1/4 to 1/16 of the widths, with 3d2 MDC blocks (composite 5x5 kernels). One training step
-   * at batch 16 takes ~2.5 s on one core with wasm.
+   * at batch 16 takes ~1.7 s on one core with wasm.
    *
-   * Two departures from the reference, both for a budget of a few thousand steps rather than
-   * 80 epochs: log sigma is a plain dense output (see logSigmaBatchNorm), and the KL weight is
-   * 0.1. With KL averaged over 100 latent dims and L1 over 12,288 pixel values, weight 1 makes
-   * one nat of information cost as much as 0.0033 of mean L1, so the encoder carried almost
-   * nothing (measured at 2000 steps: KL 0.66 per dim, sigma ~1.2, every reconstruction the mean
-   * face). mu keeps its batch norm, which holds the aggregate posterior near unit scale.
+   * Four departures from the reference, all for a budget of a few thousand steps rather than
+   * 80 epochs (figures in models/default/REPORT.md):
+   * - log sigma is a plain dense output (see logSigmaBatchNorm), and the KL weight is 0.1. With
+   *   KL averaged over 100 latent dims and L1 over 12,288 pixel values, weight 1 makes one nat
+   *   of information cost as much as 0.0033 of mean L1, so the encoder carried almost nothing
+   *   (measured at 2000 steps: KL 0.66 per dim, sigma ~1.2, every reconstruction the mean face).
+   *   mu keeps its batch norm, which holds the aggregate posterior near unit scale.
+   * - lambda_adv 0.1 (G/E only). At weight 1 the discriminator wins from the first hundred steps
+   *   (accuracy ~1) and its gradient, which sees the image through global-pooled texture
+   *   statistics, makes G spread per-pixel colour speckle over every output; the classifier
+   *   behind the trait error reads that speckle as other attributes.
+   * - up-sampling by nearest 2x + 3x3 conv instead of 5x5 stride-2 transposed convs, whose
+   *   uneven overlap put a checkerboard peak at the (pi, pi) frequency of the outputs.
    */
   'small-64': {
     ...common,

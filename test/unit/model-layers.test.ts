@@ -194,7 +194,7 @@ t.test('nearest 2x up-sampling: values, and a gradient that sums each 2x2 block'
   t.same(Array.from(tf.slice(y, [0, 0, 0, 0], [1, 4, 6, 1]).dataSync()), [1, 1, 3, 3, 5, 5, 1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 7, 7, 9, 9, 11, 11])
   t.ok(maxAbsDiff(y, tf.image.resizeNearestNeighbor(x, [4, 6])) === 0, 'equals tf.image.resizeNearestNeighbor')
   const w = tf.range(0, 48).reshape([1, 4, 6, 2])
-  const g = tf.grad((v: tf.Tensor4D) => tf.sum(tf.mul(upsampleNearest2x(v), w)))(x)
+  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(upsampleNearest2x(v as tf.Tensor4D), w)))(x)
   // d/dx[i, j, c] = sum of w over the 2x2 block (2i..2i+1, 2j..2j+1) of channel c
   const expect: number[] = []
   for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let c = 0; c < 2; c++) {
