@@ -4,7 +4,7 @@
  * for the definitions.
  *
  * Per batch of held-out images X (inference mode throughout):
- *   X^ = G(E(X)) with z = mu  -> pixel MSE / RMSE / MAE
+ *   X^ = G(E(X)) with z = mu  -> pixel MSE / RMSE / MAE, high-frequency and checkerboard ratios
  *   classifier on X and X^    -> feature L2 (hidden layer), trait reconstruction error, and the
  *                                class probabilities of the real images (the reference score)
  * Per batch of samples z ~ N(0, I) (sample j's latent is drawn from Rng(deriveSeed(seed, j)), so
@@ -18,7 +18,18 @@ import { generator, type IAN } from '../model/networks.js'
 import { reconstruct } from '../model/train.js'
 import { classifierForward, type AttributeClassifier } from './classifier.js'
 import { imageBatch } from './evaluate-classifier.js'
-import { featureDistances, inceptionScores, mean, pixelErrors, rowNorms, traitError, type InceptionScores, type TraitError } from './metrics.js'
+import {
+  checkerboardPower,
+  featureDistances,
+  highFrequencyEnergy,
+  inceptionScores,
+  mean,
+  pixelErrors,
+  rowNorms,
+  traitError,
+  type InceptionScores,
+  type TraitError,
+} from './metrics.js'
 
 export interface EvalProgress {
   phase: 'reconstructions' | 'samples'
@@ -65,6 +76,13 @@ export interface EvalResult {
     relative: number
   }
   trait: TraitError
+  /** Artefact measures of G(E(X)) against X (metrics.ts): sums over images, reconstructions / originals. */
+  spectrum: {
+    /** High-frequency (Laplacian) energy ratio: 1 as sharp as the data, < 1 blurred, >> 1 speckled. */
+    highFrequencyRatio: number
+    /** Power at the (pi, pi) frequency, ratio: a transposed-conv checkerboard lifts it. */
+    checkerboardRatio: number
+  }
   /** Inception scores of the samples G(z) (absent when samples = 0). */
   inception?: InceptionScores
   /** The same scores for the real held-out images: what a perfect generator would approach. */
@@ -101,6 +119,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
   const mae: number[] = []
   const featDist: number[] = []
   const featNorm: number[] = []
+  const energy = { hfX: 0, hfR: 0, cbX: 0, cbR: 0 }
+  const total = (a: Float64Array) => a.reduce((s, v) => s + v, 0)
   const predX: number[][] = names.map(() => [])
   const predR: number[][] = names.map(() => [])
   const realProbs = classes.map((C) => new Float32Array(count * C))
@@ -128,6 +148,10 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
     mae.push(...px.mae)
     featDist.push(...featureDistances(hx!, hr!, b))
     featNorm.push(...rowNorms(hx!, b))
+    energy.hfX += total(highFrequencyEnergy(x!, b, R))
+    energy.hfR += total(highFrequencyEnergy(xr!, b, R))
+    energy.cbX += total(checkerboardPower(x!, b, R))
+    energy.cbR += total(checkerboardPower(xr!, b, R))
     const K = names.length
     for (let k = 0; k < K; k++) {
       predX[k]!.push(...rest[k]!)
@@ -164,6 +188,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
     pixel: { mse: mean(mse), rmse: mean(rmse), mae: mean(mae) },
     feature: { l2: featureL2, relative: featureL2 / mean(featNorm) },
     trait: traitError(names, predX, predR),
+    spectrum: { highFrequencyRatio: energy.hfR / energy.hfX, checkerboardRatio: energy.cbR / energy.cbX },
     ...(inception ? { inception } : {}),
     realInception: inceptionScores(names, realProbs, count, splits),
     wallSeconds: (Date.now() - t0) / 1000,

@@ -23,6 +23,15 @@
  *    [1, 2], 2^40 at most), so it is our reading of the paper's 3627 vs 1389. It lies in
  *    [1, prod_k C_k]. The geometric mean over heads (prod IS_k)^(1/K) is reported too: it does
  *    not depend on how many heads the classifier has.
+ *
+ * Not in the paper, for the artefacts of small, briefly trained generators (speckle, checkerboard):
+ *  - high-frequency energy of an image: sum over interior pixels and channels of the squared
+ *    4-neighbour Laplacian 4 x(i,j) - x(i-1,j) - x(i+1,j) - x(i,j-1) - x(i,j+1). Reported as the
+ *    ratio (sum over reconstructions) / (sum over their originals): 1 is as sharp as the data,
+ *    below 1 blurred, far above 1 speckled.
+ *  - checkerboard power: sum over channels of |sum_ij (-1)^(i+j) x(i,j)|^2 / (H W), the power at
+ *    the (pi, pi) frequency, where a transposed conv's uneven overlap leaves its pattern; also as
+ *    a ratio of reconstructions to originals.
  */
 
 export interface PixelErrors {
@@ -38,6 +47,45 @@ function checkCount(values: number, count: number, what: string): number {
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`${what}: count must be a positive integer, got ${count}`)
   if (values % count !== 0) throw new RangeError(`${what}: ${values} values do not split into ${count} items`)
   return values / count
+}
+
+/** Per image (NHWC, `count` square images of `size` x `size` x `channels`): high-frequency energy. */
+export function highFrequencyEnergy(x: ArrayLike<number>, count: number, size: number, channels = 3): Float64Array {
+  const D = checkCount(x.length, count, 'highFrequencyEnergy')
+  if (D !== size * size * channels) throw new RangeError(`highFrequencyEnergy: ${D} values per image are not ${size}x${size}x${channels}`)
+  const out = new Float64Array(count)
+  const at = (base: number, i: number, j: number, c: number) => x[base + (i * size + j) * channels + c] as number
+  for (let n = 0; n < count; n++) {
+    const base = n * D
+    let e = 0
+    for (let i = 1; i < size - 1; i++) {
+      for (let j = 1; j < size - 1; j++) {
+        for (let c = 0; c < channels; c++) {
+          const lap = 4 * at(base, i, j, c) - at(base, i - 1, j, c) - at(base, i + 1, j, c) - at(base, i, j - 1, c) - at(base, i, j + 1, c)
+          e += lap * lap
+        }
+      }
+    }
+    out[n] = e
+  }
+  return out
+}
+
+/** Per image: power at the (pi, pi) frequency, summed over channels (see the header). */
+export function checkerboardPower(x: ArrayLike<number>, count: number, size: number, channels = 3): Float64Array {
+  const D = checkCount(x.length, count, 'checkerboardPower')
+  if (D !== size * size * channels) throw new RangeError(`checkerboardPower: ${D} values per image are not ${size}x${size}x${channels}`)
+  const out = new Float64Array(count)
+  for (let n = 0; n < count; n++) {
+    let p = 0
+    for (let c = 0; c < channels; c++) {
+      let s = 0
+      for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) s += ((i + j) % 2 === 0 ? 1 : -1) * (x[n * D + (i * size + j) * channels + c] as number)
+      p += (s * s) / (size * size)
+    }
+    out[n] = p
+  }
+  return out
 }
 
 /** Per-image pixel errors between x and y (same layout, `count` images). */

@@ -24,10 +24,13 @@ import {
 import { ClassifierError, loadClassifier, saveClassifier } from '../../src/eval/classifier-dir.js'
 import { classifierBatchIndices, loadEvalImages, openLabelledSource } from '../../src/eval/data.js'
 import { evaluate, type EvalProgress } from '../../src/eval/evaluate.js'
-import { evaluateClassifier } from '../../src/eval/evaluate-classifier.js'
+import { evaluateClassifier, imageBatch } from '../../src/eval/evaluate-classifier.js'
+import { reconstruct } from '../../src/model/train.js'
 import {
   attributeAccuracy,
+  checkerboardPower,
   featureDistances,
+  highFrequencyEnergy,
   inceptionScore,
   inceptionScores,
   pixelErrors,
@@ -59,6 +62,26 @@ t.test('pixel and feature errors on hand-computed arrays', async (t) => {
   t.throws(() => pixelErrors([1, 2, 3], [1, 2], 1), RangeError)
   t.throws(() => pixelErrors([1, 2, 3], [1, 2, 3], 2), RangeError)
   close(t, std([1, 2, 3, 4]), Math.sqrt(5 / 3), 'sample std')
+})
+
+t.test('high-frequency energy and checkerboard power on hand-computed images', async (t) => {
+  // One 3x3 single-channel image with a 1 in the centre: the only interior pixel's Laplacian is 4.
+  const spike = [0, 0, 0, 0, 1, 0, 0, 0, 0]
+  t.same([...highFrequencyEnergy(spike, 1, 3, 1)], [16])
+  // A constant and a linear ramp have no Laplacian; the (pi, pi) power of a constant 4x4 is 0.
+  const ramp = Array.from({ length: 16 }, (_, k) => (k % 4) * 0.5 + Math.floor(k / 4))
+  t.same([...highFrequencyEnergy(ramp, 1, 4, 1)], [0])
+  t.same([...checkerboardPower(new Array(16).fill(0.3), 1, 4, 1)], [0])
+  // A +-1 checkerboard on 4x4: the Laplacian at each of the 4 interior pixels is +-8, so 4 * 64;
+  // its (pi, pi) sum is 16, power 16^2 / 16 = 16. Two channels double both; a second image is separate.
+  const board = Array.from({ length: 16 }, (_, k) => ((Math.floor(k / 4) + (k % 4)) % 2 === 0 ? 1 : -1))
+  t.same([...highFrequencyEnergy(board, 1, 4, 1)], [256])
+  t.same([...checkerboardPower(board, 1, 4, 1)], [16])
+  const twoChannels = board.flatMap((v) => [v, -v])
+  t.same([...checkerboardPower(twoChannels, 1, 4, 2)], [32])
+  t.same([...highFrequencyEnergy([...twoChannels, ...new Array(32).fill(0)], 2, 4, 2)], [512, 0])
+  t.throws(() => highFrequencyEnergy(spike, 1, 4, 1), /not 4x4x1/)
+  t.throws(() => checkerboardPower(spike, 2, 3, 1), RangeError)
 })
 
 t.test('trait reconstruction error from given predictions', async (t) => {
@@ -254,6 +277,18 @@ t.test('evaluate() on a tiny-16 IAN and a tiny classifier', async (t) => {
   t.ok(s5 > 1.01, `samples vary: ${s5}`)
   close(t, await score(7, 8), s5, 'same seed, another batch size: same score', 1e-4)
   t.ok(Math.abs((await score(8, 8)) - s5) > 1e-6, 'another seed: another score')
+  // The artefact ratios against sums by hand over the same reconstructions (a model whose output varies):
+  const rv = await evaluate({ model: varied, classifier: c, images: set.images, count: set.count, samples: 0, seed: 0, batchSize: 4 })
+  const xb = imageBatch(set.images, 16, 0, 10)
+  const xr = tf.tidy(() => reconstruct(varied, xb))
+  const [xf, rf] = [xb.dataSync(), xr.dataSync()]
+  const sum = (a: Float64Array) => a.reduce((acc, v) => acc + v, 0)
+  const hf = sum(highFrequencyEnergy(rf, 10, 16)) / sum(highFrequencyEnergy(xf, 10, 16))
+  const cb = sum(checkerboardPower(rf, 10, 16)) / sum(checkerboardPower(xf, 10, 16))
+  t.ok(hf > 0.01, `the varied model has high-frequency content: ${hf}`)
+  close(t, rv.spectrum.highFrequencyRatio, hf, 'HF ratio = sum over reconstructions / sum over originals', 1e-5 * hf)
+  close(t, rv.spectrum.checkerboardRatio, cb, 'checker ratio likewise', 1e-5 * cb)
+  tf.dispose([xb, xr])
   disposeIAN(varied)
   disposeClassifier(sharp)
 
@@ -261,6 +296,9 @@ t.test('evaluate() on a tiny-16 IAN and a tiny classifier', async (t) => {
   t.match(table, /\| model .*pixel RMSE/)
   t.match(table, /real test images \(reference\)/)
   t.match(table, /hairStyle/)
+  t.match(table, /\| HF ratio \| checker ratio \|/)
+  t.ok(r.spectrum.highFrequencyRatio > 0 && Number.isFinite(r.spectrum.highFrequencyRatio), `HF ratio ${r.spectrum.highFrequencyRatio}`)
+  t.ok(r.spectrum.checkerboardRatio > 0 && Number.isFinite(r.spectrum.checkerboardRatio), `checker ratio ${r.spectrum.checkerboardRatio}`)
   disposeIAN(model)
   disposeClassifier(c)
 })

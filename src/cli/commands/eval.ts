@@ -25,6 +25,8 @@ attribute classifier (npe classifier train) in place of the paper's CelebA Dense
                           RMSE is our reading of the paper's "pixel L2" (0.192 IAN, 0.295 VAE/GAN)
   feature L2              ||h(X) - h(G(E(X)))||_2 in the classifier's last hidden layer
   trait error             % of (image, attribute) pairs whose predicted class changes in G(E(X))
+  HF ratio / checker      G(E(X))'s Laplacian energy and (pi, pi) power over X's: 1 as sharp as
+                          the data, < 1 blurred, >> 1 speckled / checkerboarded
   inception               exp(E KL(p(y|x) || p(y))) of --samples samples G(z), z ~ N(0, I):
                           product over the attribute heads (mean +- std over --splits groups)
                           and the per-head geometric mean; the real images' scores for reference
@@ -62,7 +64,7 @@ const mark = (b: boolean): string => (b ? '✓' : '✗')
 export function evalTables(rows: ModelRow[], split: string): string {
   const real = rows[0]?.result.realInception
   const summary = markdownTable(
-    ['model', 'step', 'MDC', 'ortho', 'ternary', 'pixel MSE', 'pixel RMSE', 'pixel L1', 'feature L2', 'feature L2 rel.', 'trait err %', 'inception (product)', 'inception (geo. mean)'],
+    ['model', 'step', 'MDC', 'ortho', 'ternary', 'pixel MSE', 'pixel RMSE', 'pixel L1', 'feature L2', 'feature L2 rel.', 'trait err %', 'HF ratio', 'checker ratio', 'inception (product)', 'inception (geo. mean)'],
     [
       ...rows.map((r) => [
         r.model,
@@ -76,10 +78,12 @@ export function evalTables(rows: ModelRow[], split: string): string {
         f(r.result.feature.l2),
         f(r.result.feature.relative),
         pct(r.result.trait.overall),
+        f(r.result.spectrum.highFrequencyRatio, 2),
+        f(r.result.spectrum.checkerboardRatio, 2),
         is(r.result.inception),
         geo(r.result.inception),
       ]),
-      [`real ${split} images (reference)`, '', '', '', '', '', '', '', '', '', '', is(real), geo(real)],
+      [`real ${split} images (reference)`, '', '', '', '', '', '', '', '', '', '', '1.00', '1.00', is(real), geo(real)],
     ],
   )
   const names = Object.keys(rows[0]?.result.trait.perAttribute ?? {})
