@@ -13,6 +13,7 @@
  * Tensors are released batch by batch (tf.memory().numTensors is the same after every batch).
  */
 import * as tf from '@tensorflow/tfjs'
+import { floatToRgb } from '../data/pixels.js'
 import { Rng, deriveSeed } from '../data/rng.js'
 import { generator, type IAN } from '../model/networks.js'
 import { reconstruct } from '../model/train.js'
@@ -53,6 +54,8 @@ export interface EvaluateOptions {
   batchSize: number
   /** Groups for the inception scores' mean and std (default 10). */
   splits?: number
+  /** Keep the first N reconstructions as uint8 RGB (for a picture of them; default 0). */
+  keepReconstructions?: number
   onProgress?: (p: EvalProgress) => void
 }
 
@@ -83,6 +86,8 @@ export interface EvalResult {
     /** Power at the (pi, pi) frequency, ratio: a transposed-conv checkerboard lifts it. */
     checkerboardRatio: number
   }
+  /** The first keepReconstructions reconstructions, uint8 RGB [n, R, R, 3] (absent when 0 were asked for). */
+  reconstructions?: Uint8Array
   /** Inception scores of the samples G(z) (absent when samples = 0). */
   inception?: InceptionScores
   /** The same scores for the real held-out images: what a perfect generator would approach. */
@@ -112,6 +117,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
   const names = classifier.targets.map((t) => t.name)
   const classes = classifier.targets.map((t) => t.classes.length)
   const splits = opts.splits ?? 10
+  const keep = Math.min(count, Math.max(0, Math.floor(opts.keepReconstructions ?? 0)))
+  const kept = keep > 0 ? new Uint8Array(keep * R * R * 3) : undefined
 
   // ---- reconstructions of the held-out images ----
   const mse: number[] = []
@@ -142,6 +149,11 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
       ]
     })
     const [x, xr, hx, hr, ...rest] = await read(out)
+    if (kept && start < keep) {
+      const D = R * R * 3
+      const n = Math.min(keep, start + b) - start
+      floatToRgb(xr!.subarray(0, n * D), kept.subarray(start * D, (start + n) * D))
+    }
     const px = pixelErrors(x!, xr!, b)
     mse.push(...px.mse)
     rmse.push(...px.rmse)
@@ -189,6 +201,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalResult> {
     feature: { l2: featureL2, relative: featureL2 / mean(featNorm) },
     trait: traitError(names, predX, predR),
     spectrum: { highFrequencyRatio: energy.hfR / energy.hfX, checkerboardRatio: energy.cbR / energy.cbX },
+    ...(kept ? { reconstructions: kept } : {}),
     ...(inception ? { inception } : {}),
     realInception: inceptionScores(names, realProbs, count, splits),
     wallSeconds: (Date.now() - t0) / 1000,

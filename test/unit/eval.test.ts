@@ -37,7 +37,9 @@ import {
   std,
   traitError,
 } from '../../src/eval/metrics.js'
-import { evalTables } from '../../src/cli/commands/eval.js'
+import { evalTables, run as evalCli } from '../../src/cli/commands/eval.js'
+import { floatToRgb } from '../../src/data/pixels.js'
+import { decodeImage } from '../../src/data/image.js'
 import { useBackend } from '../helpers/tf.js'
 
 await useBackend('wasm')
@@ -288,6 +290,12 @@ t.test('evaluate() on a tiny-16 IAN and a tiny classifier', async (t) => {
   t.ok(hf > 0.01, `the varied model has high-frequency content: ${hf}`)
   close(t, rv.spectrum.highFrequencyRatio, hf, 'HF ratio = sum over reconstructions / sum over originals', 1e-5 * hf)
   close(t, rv.spectrum.checkerboardRatio, cb, 'checker ratio likewise', 1e-5 * cb)
+  // keepReconstructions: the first 6 of 10 (across two batches of 4), as bytes of those same reconstructions
+  const kept = await evaluate({ model: varied, classifier: c, images: set.images, count: set.count, samples: 0, seed: 0, batchSize: 4, keepReconstructions: 6 })
+  t.same(kept.reconstructions, floatToRgb(rf.subarray(0, 6 * 16 * 16 * 3)), 'kept reconstructions = floatToRgb(G(E(X))) of the first 6')
+  t.equal(rv.reconstructions, undefined, 'none kept unless asked for')
+  const all = await evaluate({ model: varied, classifier: c, images: set.images.subarray(0, 2 * 16 * 16 * 3), count: 2, samples: 0, seed: 0, batchSize: 4, keepReconstructions: 50 })
+  t.equal(all.reconstructions!.length, 2 * 16 * 16 * 3, 'at most count are kept')
   tf.dispose([xb, xr])
   disposeIAN(varied)
   disposeClassifier(sharp)
@@ -301,4 +309,57 @@ t.test('evaluate() on a tiny-16 IAN and a tiny classifier', async (t) => {
   t.ok(r.spectrum.checkerboardRatio > 0 && Number.isFinite(r.spectrum.checkerboardRatio), `checker ratio ${r.spectrum.checkerboardRatio}`)
   disposeIAN(model)
   disposeClassifier(c)
+})
+
+t.test('npe eval --grid: originals, then one row of reconstructions per model; --json leaves the bytes out', async (t) => {
+  const ian = join(root, 'grid-ian')
+  const clf = join(root, 'grid-clf')
+  const fresh = createIAN(presetConfig('tiny-16', { initStd: 0.3 }), 9)
+  await saveCheckpoint(ian, fresh)
+  disposeIAN(fresh)
+  const c = createClassifier(tinyConfig(), targets, 3)
+  await saveClassifier(clf, c, { step: 1 })
+  disposeClassifier(c)
+  const { model } = await loadCheckpoint(ian)
+  const set = await loadEvalImages({ data: 'facesjs', split: 'test', n: 5, size: 16 })
+  const xb = imageBatch(set.images, 16, 0, 5)
+  const xr = tf.tidy(() => reconstruct(model, xb))
+  const expected = floatToRgb(xr.dataSync())
+  tf.dispose([xb, xr])
+  disposeIAN(model)
+
+  const out = join(root, 'grid.png')
+  const logs: string[] = []
+  const log = console.log
+  console.log = (m: string) => logs.push(m)
+  let code
+  try {
+    code = await evalCli(['--model', ian, '--model', ian, '--classifier', clf, '--n', '5', '--samples', '0', '--grid', out, '--grid-n', '4', '--backend', 'wasm', '--quiet', '--json'])
+  } finally {
+    console.log = log
+  }
+  t.equal(code, 0)
+  const json = JSON.parse(logs.join('\n'))
+  t.equal(json.models.length, 2)
+  t.notOk('reconstructions' in json.models[0], 'no pixel bytes in the JSON')
+  const png = await decodeImage(new Uint8Array(await readFile(out)))
+  t.same([png.width, png.height], [2 + 4 * 18, 2 + 3 * 18], '4 columns, 3 rows (originals + 2 models), 2 px gaps')
+  const tile = (row: number, col: number) => {
+    const px = new Uint8Array(16 * 16 * 3)
+    for (let y = 0; y < 16; y++) px.set(png.data.subarray(((2 + row * 18 + y) * png.width + 2 + col * 18) * 3, ((2 + row * 18 + y) * png.width + 2 + col * 18 + 16) * 3), y * 16 * 3)
+    return px
+  }
+  const D = 16 * 16 * 3
+  t.same(tile(0, 3), set.images.subarray(3 * D, 4 * D), 'row 1: the held-out image')
+  t.same(tile(1, 3), expected.subarray(3 * D, 4 * D), 'row 2: its reconstruction by the first model')
+  t.same(tile(2, 0), expected.subarray(0, D), 'row 3: the second model (the same checkpoint)')
+  const err: string[] = []
+  const warn = console.error
+  console.error = (m: string) => err.push(m)
+  try {
+    t.equal(await evalCli(['--model', ian, '--grid', out, '--grid-n', '0']), 2, 'usage error')
+  } finally {
+    console.error = warn
+  }
+  t.match(err.join('\n'), /--grid-n must be an integer in 1\.\.256/)
 })

@@ -2,7 +2,10 @@
  * `npe eval --model M [--model M2 ...]`: the paper's Table 2 measures for IAN checkpoints, one
  * row per model (src/eval/evaluate.ts does the work; this file parses flags and prints).
  */
+import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
+import { tileImages } from '../../data/grid.js'
+import { encodePng } from '../../data/image.js'
 import type { Split } from '../../data/facesjs.js'
 import { markdownTable } from '../../bench/timing.js'
 import { BACKEND_PREFERENCES, initBackend } from '../../model/backend.js'
@@ -42,6 +45,9 @@ flags:
   --classifier DIR     attribute classifier (default models/classifier)
   --seed K             seed of the sampled latents (default 0)
   --batch B            inference batch (default 64)
+  --grid FILE          also write a PNG: row 1 the first --grid-n held-out images, then one row
+                       of their reconstructions G(E(X)) per --model, in order
+  --grid-n K           images in that picture (default 16)
   --json               print the results as JSON
   --backend B          ${BACKEND_PREFERENCES.join(', ')} (default auto)
   --quiet              no progress output
@@ -124,6 +130,8 @@ export async function run(argv: string[]): Promise<number> {
         classifier: { type: 'string' },
         seed: { type: 'string' },
         batch: { type: 'string' },
+        grid: { type: 'string' },
+        'grid-n': { type: 'string' },
         json: { type: 'boolean', default: false },
         backend: { type: 'string' },
         quiet: { type: 'boolean', default: false },
@@ -152,6 +160,8 @@ export async function run(argv: string[]): Promise<number> {
       classifier: v.classifier ?? 'models/classifier',
       seed: intFlag('seed', v.seed, 0, 0xffffffff, 0),
       batch: intFlag('batch', v.batch, 1, 4096, 64),
+      grid: v.grid,
+      gridN: intFlag('grid-n', v['grid-n'], 1, 256, 16),
       backend: choiceFlag('backend', v.backend, BACKEND_PREFERENCES, 'auto'),
     }
   } catch (err) {
@@ -179,6 +189,9 @@ export async function run(argv: string[]): Promise<number> {
       const { model, json } = await loadCheckpoint(dir)
       try {
         const R = model.config.resolution
+        if (flags.grid && rows.length > 0 && rows[0]!.config.resolution !== R) {
+          throw new Error(`--grid needs models of one resolution: ${dir} is ${R}x${R}, ${rows[0]!.model} is ${rows[0]!.config.resolution}x${rows[0]!.config.resolution}`)
+        }
         let set = sets.get(R)
         if (!set) {
           const loading = v.quiet
@@ -216,6 +229,7 @@ export async function run(argv: string[]): Promise<number> {
           seed: flags.seed,
           batchSize: flags.batch,
           splits: flags.splits,
+          keepReconstructions: flags.grid ? flags.gridN : 0,
           ...(progress ? { onProgress: progress.update } : {}),
         })
         progress?.end()
@@ -223,6 +237,18 @@ export async function run(argv: string[]): Promise<number> {
       } finally {
         disposeIAN(model)
       }
+    }
+    if (flags.grid) {
+      const R = rows[0]!.config.resolution
+      const set = sets.get(R)!
+      const n = Math.min(flags.gridN, set.count)
+      const D = R * R * 3
+      const tiles: Uint8Array[] = []
+      for (let i = 0; i < n; i++) tiles.push(set.images.subarray(i * D, (i + 1) * D))
+      for (const r of rows) for (let i = 0; i < n; i++) tiles.push(r.result.reconstructions!.subarray(i * D, (i + 1) * D))
+      const grid = tileImages(tiles, R, n, 2)
+      await writeFile(flags.grid, await encodePng(grid.rgb, grid.width, grid.height))
+      log(`eval: wrote ${flags.grid} (${grid.width}x${grid.height}: ${n} held-out images, then a row of reconstructions per model)`)
     }
   } catch (err) {
     console.error(`npe eval: ${err instanceof Error ? err.message : String(err)}`)
@@ -238,7 +264,14 @@ export async function run(argv: string[]): Promise<number> {
           data,
           classifier: { dir: flags.classifier, step: loadedClassifier.json.step },
           backend: info.name,
-          models: rows.map((r) => ({ model: r.model, step: r.step, mdc: r.config.mdc.enabled, ortho: r.config.orthoWeight, adversarial: r.config.adversarial, ...r.result })),
+          models: rows.map(({ model, step, config, result: { reconstructions: _pixels, ...result } }) => ({
+            model,
+            step,
+            mdc: config.mdc.enabled,
+            ortho: config.orthoWeight,
+            adversarial: config.adversarial,
+            ...result,
+          })),
         },
         null,
         2,
