@@ -61,6 +61,16 @@ export const modelConfigSchema = z
          * prior (sigma ~ 1) for ~10^4 steps and reconstructions collapse to the mean face.
          */
         logSigmaBatchNorm: z.boolean().default(true),
+        /**
+         * Let the encoder's objective (eq. 3, through mu and log sigma only) train the shared
+         * conv trunk too. Off (reference, paper section 3: "the discriminator is updated solely
+         * using the ternary adversarial loss"): the trunk learns from D's loss alone and the
+         * encoder head reads whatever features discrimination needs. On: the trunk also gets the
+         * gradient of eq. 3 through the encoder head (never through D's judgement of G's
+         * outputs or the feature-loss targets, which see the trunk as constants), with its own
+         * Adam slots in the G/E optimiser.
+         */
+        encoderTrainsTrunk: z.boolean().default(false),
       })
       .strict(),
     mdc: mdcSchema,

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { compositeKernelSize, type MdcConfig } from './config.js'
-import { init, type ParamStore } from './params.js'
+import { init, type Initialiser, type ParamStore } from './params.js'
 
 /** Collects training-mode batch statistics: name -> list of [mean, variance]. */
 export type BatchStats = Map<string, [tf.Tensor, tf.Tensor][]>
@@ -25,8 +25,19 @@ export interface Mode {
 
 export const INFERENCE: Mode = { training: false }
 
+/** Where layers read their weights: a ParamStore, or a view of one (see networks.ts). */
+export interface ParamSource {
+  get(name: string, shape: number[], initialiser: Initialiser, trainable?: boolean): tf.Tensor
+}
+
+/** Identity whose gradient is zero: what flows through it is a constant to the gradient. */
+export const stopGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+  value: tf.clone(args[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as <T extends tf.Tensor>(x: T) => T
+
 export interface LayerContext {
-  params: ParamStore
+  params: ParamSource
   initStd: number
   bnEpsilon: number
 }

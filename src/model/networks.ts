@@ -23,6 +23,8 @@ import {
   minibatchDiscrimination,
   type LayerContext,
   type Mode,
+  type ParamSource,
+  stopGradient,
   upsampleNearest2x,
 } from './layers.js'
 import { ParamStore } from './params.js'
@@ -44,8 +46,20 @@ export interface DiscriminatorOutput {
 
 export const ADV_CLASS = { real: 0, generated: 1, reconstructed: 2 } as const
 
-function context(model: IAN): LayerContext {
-  return { params: model.params, initStd: model.config.initStd, bnEpsilon: model.config.batchNorm.epsilon }
+/**
+ * The layers' view of the model. With `constantPrefix`, the weights whose names start with it
+ * are read through stopGradient: a gradient still flows through them to their inputs, but none
+ * reaches them.
+ */
+function context(model: IAN, constantPrefix?: string): LayerContext {
+  const store = model.params
+  const params: ParamSource = constantPrefix
+    ? { get: (name, shape, initialiser, trainable) => {
+          const v = store.get(name, shape, initialiser, trainable)
+          return name.startsWith(constantPrefix) ? stopGradient(v) : v
+        } }
+    : store
+  return { params, initStd: model.config.initStd, bnEpsilon: model.config.batchNorm.epsilon }
 }
 
 export function generator(model: IAN, z: tf.Tensor2D, mode: Mode = INFERENCE): tf.Tensor4D {
@@ -84,11 +98,13 @@ export interface DiscriminatorOptions {
   encoder?: boolean
   /** Compute the adversarial head (logits). Default true. */
   adversarial?: boolean
+  /** Read D's weights (trunk and adversarial head) as constants: gradients reach x, not them. */
+  constantWeights?: boolean
 }
 
 export function discriminator(model: IAN, x: tf.Tensor4D, mode: Mode = INFERENCE, opts: DiscriminatorOptions = {}): DiscriminatorOutput {
   const { config } = model
-  const ctx = context(model)
+  const ctx = context(model, opts.constantWeights ? 'D/' : undefined)
   const ch = config.discriminator.channels
   const k = config.discriminator.kernelSize
   const features: tf.Tensor4D[] = []

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { numAdversarialClasses } from './config.js'
-import { applyBatchStats, disposeBatchStats, orthoPenalty, type BatchStats } from './layers.js'
+import { applyBatchStats, disposeBatchStats, orthoPenalty, stopGradient, type BatchStats } from './layers.js'
 import {
   discriminatorAdversarialLoss,
   featureLoss,
@@ -155,7 +155,11 @@ export function trainStep(trainer: Trainer, x: tf.Tensor4D, opts: { learningRate
     trainer.optGE.learningRate = opts.learningRate
     trainer.optD.learningRate = opts.learningRate
   }
-  const geNamed = params.entries().filter(([n, v]) => v.trainable && (n.startsWith('G/') || n.startsWith('E/')))
+  // With encoderTrainsTrunk, eq. 3 also trains D's conv trunk, through the encoder head only.
+  const trunk = config.discriminator.encoderTrainsTrunk
+  const geNamed = params
+    .entries()
+    .filter(([n, v]) => v.trainable && (n.startsWith('G/') || n.startsWith('E/') || (trunk && n.startsWith('D/conv'))))
   const dNamed = params.entries().filter(([n, v]) => v.trainable && n.startsWith('D/'))
   const statsGE: BatchStats = new Map()
   const statsD: BatchStats = new Map()
@@ -173,11 +177,12 @@ export function trainStep(trainer: Trainer, x: tf.Tensor4D, opts: { learningRate
       const z = tf.add(real.mu, tf.mul(tf.exp(real.logSigma), eps)) as tf.Tensor2D
       xr = generator(model, z, { training: true, stats: statsGE })
       xs = generator(model, zPrior, { training: true, stats: statsGE })
-      const rec = discriminator(model, xr, training)
-      const gen = discriminator(model, xs, training, { encoder: false })
+      // D's judgement of G's outputs and the feature targets see the trunk as constants.
+      const rec = discriminator(model, xr, training, { encoder: false, constantWeights: trunk })
+      const gen = discriminator(model, xs, training, { encoder: false, constantWeights: trunk })
       const adv = generatorAdversarialLoss(gen.logits, rec.logits)
       const pixel = pixelLoss(x, xr)
-      const feature = featureLoss(real.features, rec.features)
+      const feature = featureLoss(trunk ? real.features.map((f) => stopGradient(f)) : real.features, rec.features)
       const kl = klLoss(real.mu, real.logSigma)
       const ortho = config.orthoWeight > 0 ? orthoPenalty(orthoKernels(model, 'G/')) : tf.scalar(0)
       const total = tf.addN([

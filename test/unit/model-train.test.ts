@@ -2,8 +2,9 @@ import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import { presetConfig } from '../../src/model/config.js'
 import { createIAN, discriminator, disposeIAN, encode, generator } from '../../src/model/networks.js'
-import { createTrainer, disposeTrainer, reconstruct, trainStep } from '../../src/model/train.js'
-import { pixelLoss } from '../../src/model/losses.js'
+import { createTrainer, disposeTrainer, reconstruct, stepSeed, trainStep } from '../../src/model/train.js'
+import { featureLoss, generatorAdversarialLoss, klLoss, pixelLoss } from '../../src/model/losses.js'
+import { stopGradient } from '../../src/model/layers.js'
 import { maxAbsDiff, useBackend } from '../helpers/tf.js'
 
 // The cpu backend's own Conv2DBackpropFilter is slow; keep its run short.
@@ -94,6 +95,69 @@ for (const backend of backends) {
       disposeTrainer(trainer)
       disposeIAN(model)
       x.dispose()
+    })
+
+    t.test('encoderTrainsTrunk: the trunk gets eq. 3 through mu and log sigma only (chain rule by hand); off: no trunk slots in the G/E optimiser', async (t) => {
+      const cfg = presetConfig('tiny-16', { discriminator: { encoderTrainsTrunk: true } })
+      const model = createIAN(cfg, 3)
+      const trainer = createTrainer(model, 4)
+      const x = tf.tidy(() => tf.tanh(tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 2))) as tf.Tensor4D
+      const trunk = model.params.entries().filter(([n, v]) => v.trainable && n.startsWith('D/conv'))
+      t.ok(trunk.length >= 4, `trunk variables: ${trunk.map(([n]) => n).join(', ')}`)
+      // Expected trunk gradient, before the step: dL/dmu and dL/dls with the trunk held fixed, then
+      // d(<mu, dL/dmu> + <ls, dL/dls>)/d trunk. L is eq. 3 as trainStep builds it (same noise).
+      const w = cfg.loss
+      const eps = tf.randomNormal([4, 16], 0, 1, 'float32', stepSeed(4, 0, 'eps')) as tf.Tensor2D
+      const zPrior = tf.randomNormal([4, 16], 0, 1, 'float32', stepSeed(4, 0, 'prior')) as tf.Tensor2D
+      const real = discriminator(model, x, { training: true })
+      const [mu, ls] = [tf.keep(real.mu), tf.keep(real.logSigma)]
+      const feats = real.features
+      const L = (m: tf.Tensor, s: tf.Tensor): tf.Scalar => {
+        const xr = generator(model, tf.add(m, tf.mul(tf.exp(s), eps)) as tf.Tensor2D, { training: true })
+        const xs = generator(model, zPrior, { training: true })
+        const rec = discriminator(model, xr, { training: true }, { encoder: false })
+        const gen = discriminator(model, xs, { training: true }, { encoder: false })
+        return tf.addN([
+          tf.mul(generatorAdversarialLoss(gen.logits, rec.logits), w.adversarial),
+          tf.mul(pixelLoss(x, xr), w.pixel),
+          tf.mul(featureLoss(feats, rec.features), w.feature),
+          tf.mul(klLoss(m, s), w.kl),
+        ]) as tf.Scalar
+      }
+      const [gmu, gls] = tf.grads(L)([mu, ls])
+      const expected = tf.variableGrads(() => {
+        const d = discriminator(model, x, { training: true })
+        return tf.add(tf.sum(tf.mul(d.mu, gmu!)), tf.sum(tf.mul(d.logSigma, gls!))) as tf.Scalar
+      }, trunk.map(([, v]) => v))
+      trainStep(trainer, x)
+      const slots = trainer.optGE.slots
+      for (const [name, v] of trunk) {
+        const m = slots.get(name)
+        t.ok(m, `G/E optimiser has a slot for ${name}`)
+        // Adam's first step: m = (1 - beta1) g
+        const g = tf.div(m!.m, 1 - cfg.optimizer.beta1)
+        const e = expected.grads[v.name]!
+        const scale = Math.max(1e-8, tf.max(tf.abs(e)).dataSync()[0]!)
+        t.ok(scale > 1e-7, `${name}: eq. 3 reaches it (max |g| ${scale.toExponential(2)})`)
+        t.ok(maxAbsDiff(g, e) <= 1e-3 * scale, `${name}: G/E gradient = the chain rule through mu and log sigma (max diff ${maxAbsDiff(g, e).toExponential(2)})`)
+        g.dispose()
+      }
+      tf.dispose([eps, zPrior, mu, ls, gmu!, gls!, expected.value, ...Object.values(expected.grads), ...feats, real.logits])
+      disposeTrainer(trainer)
+      disposeIAN(model)
+
+      const ref = createIAN(presetConfig('tiny-16'), 3)
+      const refTrainer = createTrainer(ref, 4)
+      trainStep(refTrainer, x)
+      t.same([...refTrainer.optGE.slots.keys()].filter((n) => n.startsWith('D/')), [], 'reference: D is trained by its own loss only')
+      t.ok([...refTrainer.optD.slots.keys()].some((n) => n.startsWith('D/conv')), 'reference: the D optimiser has the trunk')
+      disposeTrainer(refTrainer)
+      disposeIAN(ref)
+      x.dispose()
+      const probe = tf.scalar(3)
+      const [gp] = tf.grads((a: tf.Tensor) => tf.mul(stopGradient(a), a))([probe])
+      t.equal(gp!.dataSync()[0], 3, 'stopGradient: d(stop(a) * a)/da = stop(a) = 3, not 2a')
+      tf.dispose([probe, gp!])
     })
 
     // The cpu backend's filter gradient is slow: fewer steps there.
