@@ -167,7 +167,10 @@ t.test('config validation and presets', async (t) => {
     t.equal(c.loss.adversarial, name === 'small-64' ? 0.1 : 1, `${name} adversarial weight (G/E only)`)
     t.equal(c.loss.kl, name === 'small-64' ? 0.1 : 1, `${name} KL weight`)
     t.equal(c.discriminator.logSigmaBatchNorm, name !== 'small-64', `${name} log-sigma batch norm`)
+    t.equal(c.discriminator.encoderTrainsTrunk, name === 'small-64', `${name}: eq. 3 trains the trunk`)
   }
+  const { encoderTrainsTrunk: _t, ...olderDisc } = presetConfig('small-64').discriminator
+  t.equal(parseModelConfig({ ...presetConfig('small-64'), discriminator: olderDisc }).discriminator.encoderTrainsTrunk, false, 'older checkpoints: the trunk learns from D only')
   // A config written before the switch existed (an older checkpoint) gets the reference head.
   const { logSigmaBatchNorm: _dropped, ...oldDisc } = presetConfig('small-64').discriminator
   t.equal(parseModelConfig({ ...presetConfig('small-64'), discriminator: oldDisc }).discriminator.logSigmaBatchNorm, true)
