@@ -176,7 +176,7 @@ export const PRESETS = {
   /**
    * Sized for CPU training and editing (the bundled default model): the reference layout at
    * 1/4 to 1/16 of the widths, with 3d2 MDC blocks (composite 5x5 kernels). One training step
-   * at batch 16 takes ~1.7 s on one core with wasm.
+   * at batch 16 takes ~1.3 s on one core with wasm.
    *
    * Five departures from the reference, all for a budget of a few thousand steps rather than
    * 80 epochs (figures in models/default/REPORT.md):
