@@ -49,10 +49,16 @@ function checkCount(values: number, count: number, what: string): number {
   return values / count
 }
 
+/** Values per image of `count` square NHWC images of `size` x `size` x `channels`, checked. */
+function checkSquareImages(x: ArrayLike<number>, count: number, size: number, channels: number, what: string): number {
+  const D = checkCount(x.length, count, what)
+  if (D !== size * size * channels) throw new RangeError(`${what}: ${D} values per image are not ${size}x${size}x${channels}`)
+  return D
+}
+
 /** Per image (NHWC, `count` square images of `size` x `size` x `channels`): high-frequency energy. */
 export function highFrequencyEnergy(x: ArrayLike<number>, count: number, size: number, channels = 3): Float64Array {
-  const D = checkCount(x.length, count, 'highFrequencyEnergy')
-  if (D !== size * size * channels) throw new RangeError(`highFrequencyEnergy: ${D} values per image are not ${size}x${size}x${channels}`)
+  const D = checkSquareImages(x, count, size, channels, 'highFrequencyEnergy')
   const out = new Float64Array(count)
   const at = (base: number, i: number, j: number, c: number) => x[base + (i * size + j) * channels + c] as number
   for (let n = 0; n < count; n++) {
@@ -73,8 +79,7 @@ export function highFrequencyEnergy(x: ArrayLike<number>, count: number, size: n
 
 /** Per image: power at the (pi, pi) frequency, summed over channels (see the header). */
 export function checkerboardPower(x: ArrayLike<number>, count: number, size: number, channels = 3): Float64Array {
-  const D = checkCount(x.length, count, 'checkerboardPower')
-  if (D !== size * size * channels) throw new RangeError(`checkerboardPower: ${D} values per image are not ${size}x${size}x${channels}`)
+  const D = checkSquareImages(x, count, size, channels, 'checkerboardPower')
   const out = new Float64Array(count)
   for (let n = 0; n < count; n++) {
     let p = 0

@@ -173,7 +173,7 @@ export function trainStep(trainer: Trainer, x: tf.Tensor4D, opts: { learningRate
     let xs!: tf.Tensor4D
     let geParts!: tf.Tensor1D
     const ge = tf.variableGrads(() => {
-      const real = discriminator(model, x, { training: true, stats: statsGE })
+      const real = discriminator(model, x, { training: true, stats: statsGE }, { adversarial: false }) // mu, log sigma, features
       const z = tf.add(real.mu, tf.mul(tf.exp(real.logSigma), eps)) as tf.Tensor2D
       xr = generator(model, z, { training: true, stats: statsGE })
       xs = generator(model, zPrior, { training: true, stats: statsGE })

@@ -243,9 +243,8 @@ export async function run(argv: string[]): Promise<number> {
       const set = sets.get(R)!
       const n = Math.min(flags.gridN, set.count)
       const D = R * R * 3
-      const tiles: Uint8Array[] = []
-      for (let i = 0; i < n; i++) tiles.push(set.images.subarray(i * D, (i + 1) * D))
-      for (const r of rows) for (let i = 0; i < n; i++) tiles.push(r.result.reconstructions!.subarray(i * D, (i + 1) * D))
+      const firstN = (bytes: Uint8Array) => Array.from({ length: n }, (_, i) => bytes.subarray(i * D, (i + 1) * D))
+      const tiles = [set.images, ...rows.map((r) => r.result.reconstructions!)].flatMap(firstN)
       const grid = tileImages(tiles, R, n, 2)
       await writeFile(flags.grid, await encodePng(grid.rgb, grid.width, grid.height))
       log(`eval: wrote ${flags.grid} (${grid.width}x${grid.height}: ${n} held-out images, then a row of reconstructions per model)`)
