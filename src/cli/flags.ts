@@ -35,6 +35,15 @@ export function numberFlag(name: string, value: string | undefined, min: number,
   return v
 }
 
+/** A loss weight: a finite decimal number in 0..max (0 switches the term off). */
+export function weightFlag(name: string, value: string, max: number): number {
+  const v = Number(value)
+  if (value.trim() === '' || !Number.isFinite(v) || v < 0 || v > max) {
+    throw new UsageError(`--${name} must be a number in 0..${max}, got '${value}'`)
+  }
+  return v
+}
+
 /** One of a fixed list of strings. */
 export function choiceFlag<T extends string>(name: string, value: string | undefined, choices: readonly T[], fallback?: T): T {
   if (value === undefined) {

@@ -47,6 +47,15 @@ export interface TrainSettings {
   ortho: boolean
   /** Binary (VAE/GAN) instead of ternary adversarial loss. */
   binary: boolean
+  /**
+   * Loss weights (lambda_img, lambda_feature, lambda_adv of the G/E term, KL weight); null: the
+   * preset's. They change no weight shape, so a run may start from (--init-from) a checkpoint
+   * trained with other ones, e.g. to fine-tune the bundled model at a lower lambda_adv.
+   */
+  lambdaPixel: number | null
+  lambdaFeature: number | null
+  lambdaAdv: number | null
+  lambdaKl: number | null
   checkpointEvery: number
   /** Every K steps also keep an inference-only copy in RUN/checkpoints/step-XXXXXX (0: never). */
   archiveEvery: number
@@ -63,6 +72,10 @@ export const TRAIN_DEFAULTS: Omit<TrainSettings, 'preset' | 'data'> = {
   mdc: true,
   ortho: true,
   binary: false,
+  lambdaPixel: null,
+  lambdaFeature: null,
+  lambdaAdv: null,
+  lambdaKl: null,
   checkpointEvery: 250,
   archiveEvery: 0,
   sampleEvery: 250,
@@ -171,13 +184,39 @@ export function learningRateAt(step: number, total: number, base: number, schedu
   return f < 0.3125 ? base : f < 0.625 ? base / 2 : f < 0.9375 ? base / 4 : base / 20
 }
 
-/** The model config of a run's settings (preset + --no-mdc / --no-ortho / --binary). */
-export function modelConfigFor(s: Pick<TrainSettings, 'preset' | 'mdc' | 'ortho' | 'binary'>): ModelConfig {
+/** The settings that make the model config (and the command-line flags that set them). */
+export const MODEL_SETTINGS = ['preset', 'mdc', 'ortho', 'binary', 'lambdaPixel', 'lambdaFeature', 'lambdaAdv', 'lambdaKl'] as const
+type ModelSettings = Pick<TrainSettings, (typeof MODEL_SETTINGS)[number]>
+
+const LAMBDA_FLAGS = [
+  ['lambdaPixel', 'pixel', '--lambda-pixel'],
+  ['lambdaFeature', 'feature', '--lambda-feature'],
+  ['lambdaAdv', 'adversarial', '--lambda-adv'],
+  ['lambdaKl', 'kl', '--lambda-kl'],
+] as const
+
+/** The model config of a run's settings (preset + --no-mdc / --no-ortho / --binary / --lambda-*). */
+export function modelConfigFor(s: Partial<ModelSettings> & Pick<TrainSettings, 'preset' | 'mdc' | 'ortho' | 'binary'>): ModelConfig {
   const overrides: DeepPartial<ModelConfig> = {}
   if (!s.mdc) overrides.mdc = { enabled: false }
   if (!s.ortho) overrides.orthoWeight = 0
   if (s.binary) overrides.adversarial = 'binary'
+  const loss: DeepPartial<ModelConfig['loss']> = {}
+  for (const [key, part] of LAMBDA_FLAGS) {
+    const value = s[key]
+    if (value !== undefined && value !== null) loss[part] = value
+  }
+  if (Object.keys(loss).length > 0) overrides.loss = loss
   return presetConfig(s.preset, overrides)
+}
+
+/**
+ * The part of a model config that fixes the weights' shapes and meaning: all of it but the loss
+ * and orthogonal-penalty weights and the optimiser's settings, which --init-from may change.
+ */
+export function architectureOf(config: ModelConfig): Omit<ModelConfig, 'loss' | 'orthoWeight' | 'optimizer'> {
+  const { loss: _loss, orthoWeight: _ortho, optimizer: _optimizer, ...rest } = config
+  return rest
 }
 
 export function runPaths(out: string) {
@@ -190,8 +229,9 @@ export function runPaths(out: string) {
 }
 
 /** The model flags of `settings` as written on the command line, for messages. */
-function modelFlags(s: Pick<TrainSettings, 'preset' | 'mdc' | 'ortho' | 'binary'>): string {
-  return `preset '${s.preset}'${s.mdc ? '' : ' --no-mdc'}${s.ortho ? '' : ' --no-ortho'}${s.binary ? ' --binary' : ''}`
+function modelFlags(s: ModelSettings): string {
+  const lambdas = LAMBDA_FLAGS.map(([key, , flag]) => (s[key] === null ? '' : ` ${flag} ${s[key]}`)).join('')
+  return `preset '${s.preset}'${s.mdc ? '' : ' --no-mdc'}${s.ortho ? '' : ' --no-ortho'}${s.binary ? ' --binary' : ''}${lambdas}`
 }
 
 export function archivePath(out: string, step: number): string {
@@ -273,7 +313,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const settings = resolveSettings(opts.settings, saved)
   // A resume keeps the checkpoint's own model config (even if the preset changed since) unless
   // model flags are given; then they must describe that same config.
-  const modelFlagsGiven = (['preset', 'mdc', 'ortho', 'binary'] as const).some((k) => opts.settings[k] !== undefined)
+  const modelFlagsGiven = MODEL_SETTINGS.some((k) => opts.settings[k] !== undefined)
   let config = opts.resume && !modelFlagsGiven ? undefined : modelConfigFor(settings)
   const changed = opts.resume
     ? (Object.keys(opts.settings) as (keyof TrainSettings)[]).filter((k) => opts.settings[k] !== undefined && k in saved && saved[k] !== opts.settings[k])
@@ -309,9 +349,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // before the data source opens: a wrong checkpoint fails before a folder is loaded
       const loaded = await loadCheckpoint(opts.initFrom)
       model = loaded.model
-      if (!isDeepStrictEqual(loaded.model.config, config)) {
-        throw new TrainError('config_mismatch', `--init-from ${opts.initFrom}: that checkpoint has another model config than ${modelFlags(settings)} gives`)
+      if (config === undefined) throw new Error('unreachable: no model config')
+      // the loss weights may differ (a fine-tune); the architecture may not
+      if (!isDeepStrictEqual(architectureOf(loaded.model.config), architectureOf(config))) {
+        throw new TrainError('config_mismatch', `--init-from ${opts.initFrom}: that checkpoint has another architecture than ${modelFlags(settings)} gives`)
       }
+      // the run trains with its own loss weights, whatever the checkpoint was trained with
+      model = { config, params: loaded.model.params }
       initFrom = { dir: opts.initFrom, step: loaded.json.step, weightsSha256: loaded.json.weights.sha256 }
     }
 

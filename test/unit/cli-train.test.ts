@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { UsageError, choiceFlag, intFlag, numberFlag } from '../../src/cli/flags.js'
+import { UsageError, choiceFlag, intFlag, numberFlag, weightFlag } from '../../src/cli/flags.js'
 import { formatDuration, progressReporter } from '../../src/cli/progress.js'
 import { progressLine, run } from '../../src/cli/commands/train.js'
 
@@ -22,6 +22,11 @@ t.test('flag parsing helpers', async (t) => {
   t.equal(numberFlag('lr', '2e-4', 0, 1), 2e-4)
   t.throws(() => numberFlag('lr', '0', 0, 1), { message: "--lr must be a number greater than 0 and at most 1, got '0'" })
   t.throws(() => numberFlag('lr', 'fast', 0, 1), UsageError)
+  t.equal(weightFlag('lambda-adv', '0', 1000), 0, 'a loss weight may be 0 (the term off)')
+  t.equal(weightFlag('lambda-adv', '0.02', 1000), 0.02)
+  t.throws(() => weightFlag('lambda-adv', '-0.1', 1000), { message: "--lambda-adv must be a number in 0..1000, got '-0.1'" })
+  t.throws(() => weightFlag('lambda-kl', '', 1000), UsageError)
+  t.throws(() => weightFlag('lambda-kl', '1001', 1000), UsageError)
   t.equal(choiceFlag('backend', 'wasm', ['auto', 'wasm'] as const), 'wasm')
   t.throws(() => choiceFlag('backend', 'tpu', ['auto', 'wasm'] as const), { message: "--backend must be one of auto, wasm, got 'tpu'" })
 })
@@ -87,6 +92,10 @@ t.test('npe train: bad flags exit 2 with a clear message', async (t) => {
     [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--frobnicate'], /Unknown option '--frobnicate'/],
     [['--out', out, '--resume', '--init-from', 'models/default'], /--init-from starts a new run; it cannot be combined with --resume/],
     [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--init-from', ''], /--init-from must be a checkpoint directory/],
+    [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--lambda-adv=-1'], /--lambda-adv must be a number in 0\.\.1000, got '-1'/],
+    [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--lambda-feature', 'lots'], /--lambda-feature must be a number in 0\.\.1000/],
+    [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--lambda-pixel', 'NaN'], /--lambda-pixel must be a number/],
+    [['--preset', 'tiny-16', '--data', 'facesjs', '--out', out, '--lambda-kl', 'Infinity'], /--lambda-kl must be a number/],
   ]
   for (const [argv, pattern] of cases) {
     const { code, stderr } = await captureStderr(() => run(argv))

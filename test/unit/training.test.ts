@@ -323,11 +323,51 @@ t.test('--init-from starts a new run from a checkpoint with a fresh optimiser', 
   const tensorsBefore = tf.memory().numTensors
   await t.rejects(
     train({ out: mismatch, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, binary: true }, backend: 'wasm' }),
-    { name: 'TrainError', code: 'config_mismatch', message: /--init-from .* another model config than preset 'tiny-16' --binary gives/ },
+    { name: 'TrainError', code: 'config_mismatch', message: /--init-from .* another architecture than preset 'tiny-16' --binary gives/ },
   )
   t.equal(tf.memory().numTensors, tensorsBefore, 'the refused checkpoint is disposed')
+  await t.rejects(
+    train({ out: mismatch, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, mdc: false, lambdaAdv: 0.5 }, backend: 'wasm' }),
+    { name: 'TrainError', code: 'config_mismatch', message: /another architecture than preset 'tiny-16' --no-mdc --lambda-adv 0.5 gives/ },
+  )
   await t.rejects(
     train({ out, resume: true, initFrom: from, settings: {}, backend: 'wasm' }),
     { name: 'TrainError', code: 'not_resumable', message: /cannot be combined with --resume/ },
   )
+})
+
+t.test('--init-from with other loss weights: a fine-tune trains with the run weights and saves them', async (t) => {
+  const { loadCheckpoint } = await import('../../src/model/checkpoint-dir.js')
+  const { archivePath, architectureOf } = await import('../../src/training/loop.js')
+  const first = join(root, 'run-ft-a')
+  await train({ out: first, resume: false, settings: { ...base, data: folder, steps: 1, archiveEvery: 1, sampleEvery: 100 }, backend: 'wasm' })
+  const from = archivePath(first, 1)
+  const preset = presetConfig('tiny-16')
+  const runWith = async (name: string, lambdas: Partial<TrainSettings>) => {
+    const out = join(root, name)
+    await train({ out, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, sampleEvery: 100, ...lambdas }, backend: 'wasm' })
+    return out
+  }
+  // lambda_img = lambda_feature = 0 and a large lambda_adv: a step that only the adversarial term drives
+  const ft = await runWith('run-ft-b', { lambdaPixel: 0, lambdaFeature: 0, lambdaAdv: 3, lambdaKl: 0.25 })
+  const runConfig = JSON.parse(await readFile(runPaths(ft).config, 'utf8'))
+  t.same(runConfig.model.loss, { pixel: 0, feature: 0, adversarial: 3, kl: 0.25 }, 'config.json: the run\'s loss weights')
+  t.same(runConfig.settings.lambdaAdv, 3)
+  const ended = await loadCheckpoint(runPaths(ft).checkpoint, { withTrainer: true })
+  t.same(ended.model.config.loss, { pixel: 0, feature: 0, adversarial: 3, kl: 0.25 }, 'the checkpoint carries them')
+  t.same(architectureOf(ended.model.config), architectureOf(preset), 'same architecture as the preset')
+  t.equal(ended.model.config.orthoWeight, preset.orthoWeight)
+  const logged = JSON.parse((await readFile(runPaths(ft).log, 'utf8')).trim().split('\n')[0]!)
+  // the G/E objective of the first step: lambda_adv * gAdv + KL weight * kl + ortho (pixel and feature off)
+  t.ok(Math.abs(logged.ge - (3 * logged.gAdv + 0.25 * logged.kl + preset.orthoWeight * logged.orthoG)) < 1e-3 * Math.abs(logged.ge), `ge ${logged.ge} = 3 gAdv + 0.25 kl + ortho`)
+  if (ended.trainer) {
+    ended.trainer.optGE.dispose()
+    ended.trainer.optD.dispose()
+  }
+  disposeIAN(ended.model)
+  // resuming keeps the run's own weights; giving other ones is refused
+  await t.rejects(train({ out: ft, resume: true, settings: { steps: 2, lambdaAdv: 1 }, backend: 'wasm' }), { name: 'TrainError', code: 'config_mismatch' })
+  const resumed = await train({ out: ft, resume: true, settings: { steps: 2 }, backend: 'wasm' })
+  t.equal(resumed.step, 2)
+  t.same(resumed.config.loss, { pixel: 0, feature: 0, adversarial: 3, kl: 0.25 })
 })

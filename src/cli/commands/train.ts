@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { BACKEND_PREFERENCES, initBackend } from '../../model/backend.js'
 import { PRESET_NAMES } from '../../model/config.js'
 import { LR_SCHEDULES, TRAIN_DEFAULTS, TrainError, train, type TrainProgress, type TrainSettings } from '../../training/loop.js'
-import { UsageError, choiceFlag, intFlag, numberFlag } from '../flags.js'
+import { UsageError, choiceFlag, intFlag, numberFlag, weightFlag } from '../flags.js'
 import { formatDuration, progressReporter } from '../progress.js'
 
 const D = TRAIN_DEFAULTS
@@ -41,6 +41,10 @@ flags:
   --no-mdc               no multiscale dilated convolution blocks
   --no-ortho             no orthogonal regularisation
   --binary               binary (real/fake) adversarial loss instead of ternary
+  --lambda-pixel X       loss weights (default: the preset's; small-64: pixel 6 on mean |x_hat - x|,
+  --lambda-feature X       feature 1, adversarial 0.1 on the G/E term, KL 0.1); with --init-from
+  --lambda-adv X           they may differ from the checkpoint's, e.g. to fine-tune at a lower
+  --lambda-kl X            lambda_adv (the architecture must be the same)
   --checkpoint-every K   steps between checkpoints (default ${D.checkpointEvery}); one is always written at the end
   --sample-every K       steps between sample grids (default ${D.sampleEvery})
   --log-every K          steps between log.jsonl lines (default ${D.logEvery})
@@ -86,6 +90,10 @@ export async function run(argv: string[]): Promise<number> {
         'no-mdc': { type: 'boolean' },
         'no-ortho': { type: 'boolean' },
         binary: { type: 'boolean' },
+        'lambda-pixel': { type: 'string' },
+        'lambda-feature': { type: 'string' },
+        'lambda-adv': { type: 'string' },
+        'lambda-kl': { type: 'string' },
         'checkpoint-every': { type: 'string' },
         'sample-every': { type: 'string' },
         'log-every': { type: 'string' },
@@ -118,6 +126,7 @@ export async function run(argv: string[]): Promise<number> {
     if (v.data === '') throw new UsageError(`--data must be 'facesjs' or a directory`)
     const optInt = (name: string, value: string | undefined, min: number, max: number) =>
       value === undefined ? undefined : intFlag(name, value, min, max)
+    const optLambda = (name: string, value: string | undefined) => (value === undefined ? undefined : weightFlag(name, value, 1000))
     settings = {
       preset: v.preset,
       data: v.data,
@@ -129,6 +138,10 @@ export async function run(argv: string[]): Promise<number> {
       mdc: v['no-mdc'] ? false : undefined,
       ortho: v['no-ortho'] ? false : undefined,
       binary: v.binary ? true : undefined,
+      lambdaPixel: optLambda('lambda-pixel', v['lambda-pixel']),
+      lambdaFeature: optLambda('lambda-feature', v['lambda-feature']),
+      lambdaAdv: optLambda('lambda-adv', v['lambda-adv']),
+      lambdaKl: optLambda('lambda-kl', v['lambda-kl']),
       checkpointEvery: optInt('checkpoint-every', v['checkpoint-every'], 1, 1e9),
       sampleEvery: optInt('sample-every', v['sample-every'], 1, 1e9),
       logEvery: optInt('log-every', v['log-every'], 1, 1e9),
