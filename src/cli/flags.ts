@@ -22,14 +22,19 @@ export function intFlag(name: string, value: string | undefined, min: number, ma
   return v
 }
 
-/** A finite decimal number flag (e.g. `2e-4`, `0.0001`) with min < value <= max. */
+/** `value` as a finite decimal number (e.g. `2e-4`, `0.0001`), or NaN. */
+function decimal(value: string): number {
+  return value.trim() === '' ? NaN : Number(value)
+}
+
+/** A finite decimal number flag with min < value <= max. */
 export function numberFlag(name: string, value: string | undefined, min: number, max: number, fallback?: number): number {
   if (value === undefined) {
     if (fallback === undefined) throw new UsageError(`--${name} is required`)
     return fallback
   }
-  const v = Number(value)
-  if (value.trim() === '' || !Number.isFinite(v) || v <= min || v > max) {
+  const v = decimal(value)
+  if (!Number.isFinite(v) || v <= min || v > max) {
     throw new UsageError(`--${name} must be a number greater than ${min} and at most ${max}, got '${value}'`)
   }
   return v
@@ -37,8 +42,8 @@ export function numberFlag(name: string, value: string | undefined, min: number,
 
 /** A loss weight: a finite decimal number in 0..max (0 switches the term off). */
 export function weightFlag(name: string, value: string, max: number): number {
-  const v = Number(value)
-  if (value.trim() === '' || !Number.isFinite(v) || v < 0 || v > max) {
+  const v = decimal(value)
+  if (!Number.isFinite(v) || v < 0 || v > max) {
     throw new UsageError(`--${name} must be a number in 0..${max}, got '${value}'`)
   }
   return v

@@ -185,7 +185,7 @@ export function learningRateAt(step: number, total: number, base: number, schedu
 }
 
 /** The settings that make the model config (and the command-line flags that set them). */
-export const MODEL_SETTINGS = ['preset', 'mdc', 'ortho', 'binary', 'lambdaPixel', 'lambdaFeature', 'lambdaAdv', 'lambdaKl'] as const
+const MODEL_SETTINGS = ['preset', 'mdc', 'ortho', 'binary', 'lambdaPixel', 'lambdaFeature', 'lambdaAdv', 'lambdaKl'] as const
 type ModelSettings = Pick<TrainSettings, (typeof MODEL_SETTINGS)[number]>
 
 const LAMBDA_FLAGS = [

@@ -343,13 +343,10 @@ t.test('--init-from with other loss weights: a fine-tune trains with the run wei
   await train({ out: first, resume: false, settings: { ...base, data: folder, steps: 1, archiveEvery: 1, sampleEvery: 100 }, backend: 'wasm' })
   const from = archivePath(first, 1)
   const preset = presetConfig('tiny-16')
-  const runWith = async (name: string, lambdas: Partial<TrainSettings>) => {
-    const out = join(root, name)
-    await train({ out, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, sampleEvery: 100, ...lambdas }, backend: 'wasm' })
-    return out
-  }
   // lambda_img = lambda_feature = 0 and a large lambda_adv: a step that only the adversarial term drives
-  const ft = await runWith('run-ft-b', { lambdaPixel: 0, lambdaFeature: 0, lambdaAdv: 3, lambdaKl: 0.25 })
+  const ft = join(root, 'run-ft-b')
+  const lambdas = { lambdaPixel: 0, lambdaFeature: 0, lambdaAdv: 3, lambdaKl: 0.25 }
+  await train({ out: ft, resume: false, initFrom: from, settings: { ...base, data: folder, steps: 1, sampleEvery: 100, ...lambdas }, backend: 'wasm' })
   const runConfig = JSON.parse(await readFile(runPaths(ft).config, 'utf8'))
   t.same(runConfig.model.loss, { pixel: 0, feature: 0, adversarial: 3, kl: 0.25 }, 'config.json: the run\'s loss weights')
   t.same(runConfig.settings.lambdaAdv, 3)
